@@ -1,0 +1,251 @@
+//! The `mooseherd` command: one binary for the agent and every tool around it.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use mooseherd::config::{self, Catalog, HostChecks, Rack, Role, Severity};
+
+/// Highly available MooseFS for Raspberry Pi racks.
+///
+/// Every Pi runs the same agent. The agents elect one leader with a quorum lease; the leader runs
+/// mfsmaster and holds the virtual IP, and fences itself before its lease can run out, so there
+/// are never two masters. The rack is described by one TOML file shared by all Pis.
+#[derive(Debug, Parser)]
+#[command(name = "mooseherd", version = version_line(), propagate_version = true)]
+struct Cli {
+    /// Rack file (the same on every Pi).
+    #[arg(long, global = true, env = "MOOSEHERD_CONFIG", default_value = "/etc/mooseherd/rack.toml")]
+    config: PathBuf,
+
+    /// More log detail (-v debug, -vv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+
+    /// Less log detail (-q warnings only, -qq errors only).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "verbose")]
+    quiet: u8,
+
+    /// Log line format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check a rack file and print a summary of the rack, or every mistake as FILE:LINE:COL.
+    ///
+    /// Exit status: 0 when the rack is valid (warnings may be printed), 1 when it is not.
+    CheckConfig(CheckConfigArgs),
+    /// List the boards this binary knows, or show one board's pins.
+    Boards(BoardsArgs),
+    /// Print the version, git commit and target.
+    Version,
+}
+
+#[derive(Debug, Args)]
+struct CheckConfigArgs {
+    /// Rack file to check (defaults to --config).
+    file: Option<PathBuf>,
+    /// Skip checks that need the Pi itself (keyring present and private): for editing the rack
+    /// file on a workstation before copying it to the boot partition.
+    #[arg(long)]
+    no_host_checks: bool,
+    /// Print the validated rack (or the diagnostics) as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct BoardsArgs {
+    /// Show this board's pins instead of listing all boards.
+    name: Option<String>,
+    /// Directory of extra or replacement board files.
+    #[arg(long, default_value = config::board::DEFAULT_OVERRIDE_DIR)]
+    boards_dir: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn version_line() -> &'static str {
+    concat!(
+        env!("CARGO_PKG_VERSION"),
+        " (",
+        env!("MOOSEHERD_GIT_COMMIT"),
+        ", ",
+        env!("MOOSEHERD_TARGET"),
+        ")"
+    )
+}
+
+fn init_logging(cli: &Cli) {
+    let level = match (cli.verbose, cli.quiet) {
+        (0, 0) => "info",
+        (1, _) => "debug",
+        (v, _) if v >= 2 => "trace",
+        (_, 1) => "warn",
+        _ => "error",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MOOSEHERD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("mooseherd: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::CheckConfig(args) => {
+            let file = args.file.unwrap_or(cli.config);
+            check_config(&file, args.no_host_checks, args.json)
+        }
+        Command::Boards(args) => boards(&args),
+        Command::Version => {
+            println!("mooseherd {}", version_line());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn check_config(file: &std::path::Path, no_host: bool, json: bool) -> anyhow::Result<ExitCode> {
+    let host = if no_host { HostChecks::NONE } else { HostChecks::ALL };
+    match Rack::load(file, host) {
+        Ok((rack, warnings)) => {
+            if json {
+                let v = serde_json::json!({"valid": true, "rack": rack, "diagnostics": warnings});
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                for w in &warnings {
+                    println!("{w}");
+                }
+                print_summary(&rack);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(config::ConfigError::Invalid(diags)) => {
+            if json {
+                let v = serde_json::json!({"valid": false, "diagnostics": diags});
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                for d in &diags {
+                    println!("{d}");
+                }
+                let errors = diags.iter().filter(|d| d.severity == Severity::Error).count();
+                eprintln!("{}: {errors} error(s); the rack file is not valid", file.display());
+            }
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => Err(e).context("check-config"),
+    }
+}
+
+fn print_summary(rack: &Rack) {
+    let c = &rack.cluster;
+    println!(
+        "{}: rack `{}` is valid: {} nodes, {} voters (quorum {}), VIP {} on {}, replication {}",
+        rack.source.display(),
+        c.name,
+        rack.nodes.len(),
+        rack.voters().count(),
+        rack.quorum(),
+        c.vip,
+        c.interface,
+        c.replication.as_str()
+    );
+    println!(
+        "  lease {} ms (renewed every {} ms), fencing budget {} ms, drift bound {} ppm, gossip on UDP {}",
+        c.lease_ms,
+        c.lease_ms / 3,
+        c.fence_budget_ms,
+        c.max_drift_ppm,
+        c.gossip_port
+    );
+    println!("  {:<12} {:<16} {:<28} {:<6} {:<6} {:>4}", "NODE", "ADDR", "ROLES", "BOARD", "VOTER", "PRIO");
+    for n in &rack.nodes {
+        let roles: Vec<&str> = n.roles.iter().map(|r| r.as_str()).collect();
+        println!(
+            "  {:<12} {:<16} {:<28} {:<6} {:<6} {:>4}",
+            n.name,
+            n.addr.to_string(),
+            roles.join(","),
+            n.board,
+            if n.voter { "yes" } else { "-" },
+            if n.has(Role::Master) { n.priority.to_string() } else { "-".into() }
+        );
+    }
+}
+
+fn boards(args: &BoardsArgs) -> anyhow::Result<ExitCode> {
+    let cat = Catalog::load(Some(&args.boards_dir)).context("loading boards")?;
+    match &args.name {
+        None => {
+            if args.json {
+                let all: Vec<_> = cat.iter().collect();
+                println!("{}", serde_json::to_string_pretty(&all)?);
+            } else {
+                println!("{:<6} {:<34} {:<18} {}", "BOARD", "MODEL", "GPIO CHIP", "SOURCE");
+                for b in cat.iter() {
+                    println!("{:<6} {:<34} {:<18} {}", b.name, b.model, b.gpio_chip, b.source);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(name) => {
+            let Some(b) = cat.get(name) else {
+                anyhow::bail!("no board named `{name}` (known: {})", cat.names().join(", "));
+            };
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(b)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!("{} — {} ({})", b.name, b.model, b.source);
+            println!("  gpio chip      {} ({} header lines)", b.gpio_chip, b.header_lines);
+            for (label, led) in [("green LED", b.green), ("amber LED", b.amber), ("red LED", b.red)] {
+                match led {
+                    Some(l) => println!("  {label:<14} GPIO{}{}", l.pin, if l.active_low { " (active-low)" } else { "" }),
+                    None => println!("  {label:<14} none"),
+                }
+            }
+            match b.button {
+                Some(p) => println!(
+                    "  button         GPIO{}{}{}",
+                    p.pin,
+                    if p.active_low { " (active-low)" } else { "" },
+                    if p.pull_up { " with pull-up" } else { "" }
+                ),
+                None => println!("  button         none"),
+            }
+            println!("  on-board LEDs  act={} pwr={}", b.onboard.act.as_deref().unwrap_or("-"), b.onboard.pwr.as_deref().unwrap_or("-"));
+            println!("  reserved pins  {:?}", b.reserved);
+            println!("  watchdog max   {} s", b.watchdog_max_s);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
