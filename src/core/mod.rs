@@ -17,3 +17,6 @@ impl std::fmt::Display for NodeId {
 pub mod time;
 
 pub use time::Instant;
+pub mod machine;
+
+pub use machine::{Machine, Transmit};
