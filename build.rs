@@ -2,6 +2,15 @@
 use std::process::Command;
 
 fn main() {
+    println!("cargo:rerun-if-env-changed=MOOSEHERD_GIT_COMMIT");
+    if let Ok(commit) = std::env::var("MOOSEHERD_GIT_COMMIT") {
+        println!("cargo:rustc-env=MOOSEHERD_GIT_COMMIT={commit}");
+        println!(
+            "cargo:rustc-env=MOOSEHERD_TARGET={}",
+            std::env::var("TARGET").unwrap_or_default()
+        );
+        return;
+    }
     let commit = Command::new("git")
         .args(["rev-parse", "--short=12", "HEAD"])
         .output()

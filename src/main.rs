@@ -16,7 +16,12 @@ use mooseherd::config::{self, Catalog, HostChecks, Rack, Role, Severity};
 #[command(name = "mooseherd", version = version_line(), propagate_version = true)]
 struct Cli {
     /// Rack file (the same on every Pi).
-    #[arg(long, global = true, env = "MOOSEHERD_CONFIG", default_value = "/etc/mooseherd/rack.toml")]
+    #[arg(
+        long,
+        global = true,
+        env = "MOOSEHERD_CONFIG",
+        default_value = "/etc/mooseherd/rack.toml"
+    )]
     config: PathBuf,
 
     /// More log detail (-v debug, -vv trace).
@@ -135,7 +140,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn check_config(file: &std::path::Path, no_host: bool, json: bool) -> anyhow::Result<ExitCode> {
-    let host = if no_host { HostChecks::NONE } else { HostChecks::ALL };
+    let host = if no_host {
+        HostChecks::NONE
+    } else {
+        HostChecks::ALL
+    };
     match Rack::load(file, host) {
         Ok((rack, warnings)) => {
             if json {
@@ -157,8 +166,14 @@ fn check_config(file: &std::path::Path, no_host: bool, json: bool) -> anyhow::Re
                 for d in &diags {
                     println!("{d}");
                 }
-                let errors = diags.iter().filter(|d| d.severity == Severity::Error).count();
-                eprintln!("{}: {errors} error(s); the rack file is not valid", file.display());
+                let errors = diags
+                    .iter()
+                    .filter(|d| d.severity == Severity::Error)
+                    .count();
+                eprintln!(
+                    "{}: {errors} error(s); the rack file is not valid",
+                    file.display()
+                );
             }
             Ok(ExitCode::FAILURE)
         }
@@ -187,7 +202,10 @@ fn print_summary(rack: &Rack) {
         c.max_drift_ppm,
         c.gossip_port
     );
-    println!("  {:<12} {:<16} {:<28} {:<6} {:<6} {:>4}", "NODE", "ADDR", "ROLES", "BOARD", "VOTER", "PRIO");
+    println!(
+        "  {:<12} {:<16} {:<28} {:<6} {:<6} {:>4}",
+        "NODE", "ADDR", "ROLES", "BOARD", "VOTER", "PRIO"
+    );
     for n in &rack.nodes {
         let roles: Vec<&str> = n.roles.iter().map(|r| r.as_str()).collect();
         println!(
@@ -197,7 +215,11 @@ fn print_summary(rack: &Rack) {
             roles.join(","),
             n.board,
             if n.voter { "yes" } else { "-" },
-            if n.has(Role::Master) { n.priority.to_string() } else { "-".into() }
+            if n.has(Role::Master) {
+                n.priority.to_string()
+            } else {
+                "-".into()
+            }
         );
     }
 }
@@ -210,26 +232,43 @@ fn boards(args: &BoardsArgs) -> anyhow::Result<ExitCode> {
                 let all: Vec<_> = cat.iter().collect();
                 println!("{}", serde_json::to_string_pretty(&all)?);
             } else {
-                println!("{:<6} {:<34} {:<18} {}", "BOARD", "MODEL", "GPIO CHIP", "SOURCE");
+                println!("{:<6} {:<34} {:<18} SOURCE", "BOARD", "MODEL", "GPIO CHIP");
                 for b in cat.iter() {
-                    println!("{:<6} {:<34} {:<18} {}", b.name, b.model, b.gpio_chip, b.source);
+                    println!(
+                        "{:<6} {:<34} {:<18} {}",
+                        b.name, b.model, b.gpio_chip, b.source
+                    );
                 }
             }
             Ok(ExitCode::SUCCESS)
         }
         Some(name) => {
             let Some(b) = cat.get(name) else {
-                anyhow::bail!("no board named `{name}` (known: {})", cat.names().join(", "));
+                anyhow::bail!(
+                    "no board named `{name}` (known: {})",
+                    cat.names().join(", ")
+                );
             };
             if args.json {
                 println!("{}", serde_json::to_string_pretty(b)?);
                 return Ok(ExitCode::SUCCESS);
             }
             println!("{} — {} ({})", b.name, b.model, b.source);
-            println!("  gpio chip      {} ({} header lines)", b.gpio_chip, b.header_lines);
-            for (label, led) in [("green LED", b.green), ("amber LED", b.amber), ("red LED", b.red)] {
+            println!(
+                "  gpio chip      {} ({} header lines)",
+                b.gpio_chip, b.header_lines
+            );
+            for (label, led) in [
+                ("green LED", b.green),
+                ("amber LED", b.amber),
+                ("red LED", b.red),
+            ] {
                 match led {
-                    Some(l) => println!("  {label:<14} GPIO{}{}", l.pin, if l.active_low { " (active-low)" } else { "" }),
+                    Some(l) => println!(
+                        "  {label:<14} GPIO{}{}",
+                        l.pin,
+                        if l.active_low { " (active-low)" } else { "" }
+                    ),
                     None => println!("  {label:<14} none"),
                 }
             }
@@ -242,7 +281,11 @@ fn boards(args: &BoardsArgs) -> anyhow::Result<ExitCode> {
                 ),
                 None => println!("  button         none"),
             }
-            println!("  on-board LEDs  act={} pwr={}", b.onboard.act.as_deref().unwrap_or("-"), b.onboard.pwr.as_deref().unwrap_or("-"));
+            println!(
+                "  on-board LEDs  act={} pwr={}",
+                b.onboard.act.as_deref().unwrap_or("-"),
+                b.onboard.pwr.as_deref().unwrap_or("-")
+            );
             println!("  reserved pins  {:?}", b.reserved);
             println!("  watchdog max   {} s", b.watchdog_max_s);
             Ok(ExitCode::SUCCESS)

@@ -143,7 +143,10 @@ pub fn parse_board(src: &str, source: &str, diags: &mut Diagnostics<'_>) -> Opti
     if raw.header_lines.get_ref() == &0 || *raw.header_lines.get_ref() > 64 {
         diags.error(
             raw.header_lines.span(),
-            format!("header_lines = {} is not a GPIO count a Pi header has (1..=64)", raw.header_lines.get_ref()),
+            format!(
+                "header_lines = {} is not a GPIO count a Pi header has (1..=64)",
+                raw.header_lines.get_ref()
+            ),
         );
     }
     let wd = *raw.watchdog_max_s.get_ref();
@@ -153,8 +156,17 @@ pub fn parse_board(src: &str, source: &str, diags: &mut Diagnostics<'_>) -> Opti
             format!("watchdog_max_s = {wd} is outside 1..=300 seconds"),
         );
     }
-    if raw.name.get_ref().is_empty() || !raw.name.get_ref().chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-        diags.error(raw.name.span(), "board name must be letters, digits, `-` or `_`");
+    if raw.name.get_ref().is_empty()
+        || !raw
+            .name
+            .get_ref()
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        diags.error(
+            raw.name.span(),
+            "board name must be letters, digits, `-` or `_`",
+        );
     }
     let reserved: Vec<u32> = raw.reserved.iter().map(|r| *r.get_ref()).collect();
     let lines = *raw.header_lines.get_ref();
@@ -164,7 +176,10 @@ pub fn parse_board(src: &str, source: &str, diags: &mut Diagnostics<'_>) -> Opti
         if p >= lines {
             diags.error(
                 pin.span(),
-                format!("{what}: pin {p} is not on the header (valid: 0..={})", lines.saturating_sub(1)),
+                format!(
+                    "{what}: pin {p} is not on the header (valid: 0..={})",
+                    lines.saturating_sub(1)
+                ),
             );
         } else if reserved.contains(&p) {
             diags.error(
@@ -172,7 +187,10 @@ pub fn parse_board(src: &str, source: &str, diags: &mut Diagnostics<'_>) -> Opti
                 format!("{what}: pin {p} is reserved on this board (reserved: {reserved:?})"),
             );
         } else if let Some(other) = used.get(&p) {
-            diags.error(pin.span(), format!("{what}: pin {p} is already used by {other}"));
+            diags.error(
+                pin.span(),
+                format!("{what}: pin {p} is already used by {other}"),
+            );
         } else {
             used.insert(p, what);
         }
@@ -289,7 +307,10 @@ impl Catalog {
                 cat.boards.insert(b.name.clone(), b);
             }
         }
-        if all.iter().any(|d| d.severity == super::diag::Severity::Error) {
+        if all
+            .iter()
+            .any(|d| d.severity == super::diag::Severity::Error)
+        {
             return Err(BoardError::Invalid(all));
         }
         Ok(cat)
@@ -328,13 +349,19 @@ mod tests {
             assert_eq!(format!("{}.toml", b.name), *file);
             assert_eq!(b.watchdog_max_s, 15);
         }
-        assert_eq!(Catalog::embedded().names(), vec!["cm4", "pi3b", "pi4b", "pi5"]);
+        assert_eq!(
+            Catalog::embedded().names(),
+            vec!["cm4", "pi3b", "pi4b", "pi5"]
+        );
     }
 
     #[test]
     fn pi5_uses_the_rp1_chip() {
         let cat = Catalog::embedded();
-        assert_eq!(cat.get("pi5").map(|b| b.gpio_chip.as_str()), Some("pinctrl-rp1"));
+        assert_eq!(
+            cat.get("pi5").map(|b| b.gpio_chip.as_str()),
+            Some("pinctrl-rp1")
+        );
     }
 
     const BASE: &str = "name = \"x\"\nmodel = \"m\"\ngpio_chip = \"c\"\nheader_lines = 28\nwatchdog_max_s = 15\nreserved = [14, 15]\n";
@@ -346,7 +373,11 @@ mod tests {
         assert!(b.is_none());
         assert_eq!(d.len(), 1, "{d:?}");
         assert_eq!(d[0].line, 10);
-        assert!(d[0].message.contains("already used by leds.green"), "{}", d[0].message);
+        assert!(
+            d[0].message.contains("already used by leds.green"),
+            "{}",
+            d[0].message
+        );
     }
 
     #[test]
@@ -363,8 +394,14 @@ mod tests {
         let src = format!("{BASE}[leds.blue]\npin = 5\n[button]\npin = 6\npullup = true\n");
         let (_, d) = check(&src);
         let msgs: Vec<&str> = d.iter().map(|d| d.message.as_str()).collect();
-        assert!(msgs.iter().any(|m| m.contains("unknown key `blue`")), "{msgs:?}");
-        assert!(msgs.iter().any(|m| m.contains("did you mean `pull_up`")), "{msgs:?}");
+        assert!(
+            msgs.iter().any(|m| m.contains("unknown key `blue`")),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs.iter().any(|m| m.contains("did you mean `pull_up`")),
+            "{msgs:?}"
+        );
     }
 
     #[test]
@@ -379,6 +416,9 @@ mod tests {
         assert!(cat.get("mine").is_some());
         assert!(cat.get("pi4b").is_some());
         std::fs::write(dir.path().join("bad.toml"), "name = 3").expect("write");
-        assert!(matches!(Catalog::load(Some(dir.path())), Err(BoardError::Invalid(_))));
+        assert!(matches!(
+            Catalog::load(Some(dir.path())),
+            Err(BoardError::Invalid(_))
+        ));
     }
 }

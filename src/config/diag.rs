@@ -89,8 +89,13 @@ impl<'a> Diagnostics<'a> {
 
     /// The findings, in file order (errors before warnings at the same place).
     pub fn into_sorted(mut self) -> Vec<Diagnostic> {
-        self.items
-            .sort_by(|a, b| (a.line, a.col, std::cmp::Reverse(a.severity)).cmp(&(b.line, b.col, std::cmp::Reverse(b.severity))));
+        self.items.sort_by(|a, b| {
+            (a.line, a.col, std::cmp::Reverse(a.severity)).cmp(&(
+                b.line,
+                b.col,
+                std::cmp::Reverse(b.severity),
+            ))
+        });
         self.items.dedup();
         self.items
     }
@@ -154,8 +159,8 @@ mod tests {
         let src = "a = 1\nbé = 2\n";
         assert_eq!(line_col(src, 0), (1, 1));
         assert_eq!(line_col(src, 6), (2, 1));
-        // byte 9 is after 'b', 'é' (2 bytes), ' '
-        assert_eq!(line_col(src, 9), (2, 4));
+        // byte 9 is the space after 'b' and 'é' (two bytes, one character)
+        assert_eq!(line_col(src, 9), (2, 3));
         assert_eq!(line_col(src, 1000), (3, 1));
     }
 

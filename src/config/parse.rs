@@ -7,10 +7,10 @@
 use std::ops::Range;
 
 use serde::de::DeserializeOwned;
-use toml::de::{DeTable, DeValue};
 use toml::Spanned;
+use toml::de::{DeTable, DeValue};
 
-use super::diag::{suggestion, Diagnostics};
+use super::diag::{Diagnostics, suggestion};
 
 /// Parses `src` into `T`. Syntax and type errors and unknown keys become diagnostics; `None` is
 /// returned when nothing usable could be read. `known_keys` gives, for a path of table names
@@ -23,7 +23,10 @@ pub fn parse_toml<T: DeserializeOwned>(
     let doc = match DeTable::parse(src) {
         Ok(doc) => doc,
         Err(e) => {
-            diags.error(e.span().unwrap_or(0..0), format!("invalid TOML: {}", first_line(e.message())));
+            diags.error(
+                e.span().unwrap_or(0..0),
+                format!("invalid TOML: {}", first_line(e.message())),
+            );
             return None;
         }
     };
@@ -58,13 +61,19 @@ pub fn parse_toml<T: DeserializeOwned>(
         };
         diags.error(
             span,
-            format!("unknown key `{key}` {place} ({valid}){}", suggestion(&key, known)),
+            format!(
+                "unknown key `{key}` {place} ({valid}){}",
+                suggestion(&key, known)
+            ),
         );
     }
     match parsed {
         Ok(v) => Some(v),
         Err(e) => {
-            diags.error(e.span().unwrap_or(0..0), first_line(e.message()).to_string());
+            diags.error(
+                e.span().unwrap_or(0..0),
+                first_line(e.message()).to_string(),
+            );
             None
         }
     }

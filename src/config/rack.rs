@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use super::board::{self, Catalog};
-use super::diag::{suggestion, Diagnostic, Diagnostics, Severity};
+use super::diag::{Diagnostic, Diagnostics, Severity, suggestion};
 use super::parse::parse_toml;
 use crate::core::NodeId;
 
@@ -352,7 +352,11 @@ impl Rack {
     }
 
     /// Validates rack file contents; `path` is only used in messages and to resolve relative paths.
-    pub fn parse(src: &str, path: &Path, host: HostChecks) -> Result<(Rack, Vec<Diagnostic>), ConfigError> {
+    pub fn parse(
+        src: &str,
+        path: &Path,
+        host: HostChecks,
+    ) -> Result<(Rack, Vec<Diagnostic>), ConfigError> {
         let mut diags = Diagnostics::new(path, src);
         let rack = parse_toml::<RawRack>(src, &mut diags, &known_keys)
             .and_then(|raw| validate(raw, path, host, &mut diags));
@@ -431,7 +435,8 @@ impl Default for Fnv64 {
 fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -442,13 +447,22 @@ fn valid_ifname(s: &str) -> bool {
 
 fn valid_mac(s: &str) -> bool {
     let parts: Vec<&str> = s.split(':').collect();
-    parts.len() == 6 && parts.iter().all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
+    parts.len() == 6
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
 fn validate(raw: RawRack, path: &Path, host: HostChecks, d: &mut Diagnostics<'_>) -> Option<Rack> {
     let cspan = raw.cluster.span();
     let c = raw.cluster.into_inner();
-    let at = |s: Range<usize>| if s.is_empty() && s.start == 0 { cspan.clone() } else { s };
+    let at = |s: Range<usize>| {
+        if s.is_empty() && s.start == 0 {
+            cspan.clone()
+        } else {
+            s
+        }
+    };
 
     if !valid_name(c.name.get_ref()) {
         d.error(
@@ -468,10 +482,18 @@ fn validate(raw: RawRack, path: &Path, host: HostChecks, d: &mut Diagnostics<'_>
                     c.vip.span(),
                     format!("vip `{v}` has a /32 prefix; give the subnet of the interface, e.g. `{}/24`", v.addr()),
                 );
-            } else if v.prefix_len() < 31 && (v.addr() == v.network() || v.addr() == v.broadcast()) {
+            } else if v.prefix_len() < 31 && (v.addr() == v.network() || v.addr() == v.broadcast())
+            {
                 d.error(
                     c.vip.span(),
-                    format!("vip `{v}` is the {} address of its subnet; pick a host address", if v.addr() == v.network() { "network" } else { "broadcast" }),
+                    format!(
+                        "vip `{v}` is the {} address of its subnet; pick a host address",
+                        if v.addr() == v.network() {
+                            "network"
+                        } else {
+                            "broadcast"
+                        }
+                    ),
                 );
             }
             Some(v)
@@ -484,7 +506,10 @@ fn validate(raw: RawRack, path: &Path, host: HostChecks, d: &mut Diagnostics<'_>
             } else {
                 "expected an IPv4 address with prefix, e.g. `192.168.1.50/24`"
             };
-            d.error(c.vip.span(), format!("vip `{}` is not valid: {hint}", c.vip.get_ref()));
+            d.error(
+                c.vip.span(),
+                format!("vip `{}` is not valid: {hint}", c.vip.get_ref()),
+            );
             None
         }
     };
@@ -492,7 +517,10 @@ fn validate(raw: RawRack, path: &Path, host: HostChecks, d: &mut Diagnostics<'_>
     if !valid_ifname(c.interface.get_ref()) {
         d.error(
             at(c.interface.span()),
-            format!("interface `{}` is not a Linux interface name (1-15 characters, no `/` or spaces)", c.interface.get_ref()),
+            format!(
+                "interface `{}` is not a Linux interface name (1-15 characters, no `/` or spaces)",
+                c.interface.get_ref()
+            ),
         );
     }
 
@@ -566,11 +594,16 @@ fn validate(raw: RawRack, path: &Path, host: HostChecks, d: &mut Diagnostics<'_>
         d.error(at(c.max_drift_ppm.span()), format!("max_drift_ppm = {drift} is over 10 %; real clocks drift far less (a Pi's crystal: ~50 ppm)"));
     }
     if lease < MIN_LEASE_MS {
-        d.error(at(c.lease_ms.span()), format!("lease_ms = {lease} is below the minimum of {MIN_LEASE_MS} ms"));
+        d.error(
+            at(c.lease_ms.span()),
+            format!("lease_ms = {lease} is below the minimum of {MIN_LEASE_MS} ms"),
+        );
     } else if fence < 100 {
         d.error(at(c.fence_budget_ms.span()), format!("fence_budget_ms = {fence} is too short to drop the VIP and stop mfsmaster (at least 100)"));
-    } else if let Some(slack) = lease_slack_ms(lease, fence, drift) {
-        if slack < 0 {
+    } else if let Some(slack) = lease_slack_ms(lease, fence, drift)
+        && slack < 0
+    {
+        {
             d.error(
                 at(c.lease_ms.span()),
                 format!(
@@ -590,7 +623,10 @@ fn validate(raw: RawRack, path: &Path, host: HostChecks, d: &mut Diagnostics<'_>
     let catalog = match Catalog::load(Some(&c.boards_dir)) {
         Ok(cat) => cat,
         Err(e) => {
-            d.error(cspan.clone(), format!("boards_dir {}: {e}", c.boards_dir.display()));
+            d.error(
+                cspan.clone(),
+                format!("boards_dir {}: {e}", c.boards_dir.display()),
+            );
             Catalog::embedded()
         }
     };
@@ -617,7 +653,10 @@ fn validate(raw: RawRack, path: &Path, host: HostChecks, d: &mut Diagnostics<'_>
         let addr = match n.addr.get_ref().parse::<Ipv4Addr>() {
             Ok(a) => {
                 if let Some(other) = addrs.insert(a, name.clone()) {
-                    d.error(n.addr.span(), format!("addr {a} of `{name}` is already the address of `{other}`"));
+                    d.error(
+                        n.addr.span(),
+                        format!("addr {a} of `{name}` is already the address of `{other}`"),
+                    );
                 }
                 if let Some(v) = vip {
                     if a == v.addr() {
@@ -639,11 +678,18 @@ fn validate(raw: RawRack, path: &Path, host: HostChecks, d: &mut Diagnostics<'_>
         let mut roles = Vec::new();
         for r in n.roles.get_ref() {
             match Role::parse(r.get_ref()) {
-                Some(role) if roles.contains(&role) => d.warning(r.span(), format!("role `{}` is listed twice", r.get_ref())),
+                Some(role) if roles.contains(&role) => {
+                    d.warning(r.span(), format!("role `{}` is listed twice", r.get_ref()))
+                }
                 Some(role) => roles.push(role),
                 None => d.error(
                     r.span(),
-                    format!("unknown role `{}` (valid: {}){}", r.get_ref(), ROLES.join(", "), suggestion(r.get_ref(), ROLES)),
+                    format!(
+                        "unknown role `{}` (valid: {}){}",
+                        r.get_ref(),
+                        ROLES.join(", "),
+                        suggestion(r.get_ref(), ROLES)
+                    ),
                 ),
             }
         }
@@ -655,21 +701,43 @@ fn validate(raw: RawRack, path: &Path, host: HostChecks, d: &mut Diagnostics<'_>
             let known = catalog.names();
             d.error(
                 n.board.span(),
-                format!("unknown board `{}` (known: {}; add your own in {}){}", n.board.get_ref(), known.join(", "), c.boards_dir.display(), suggestion(n.board.get_ref(), &known)),
+                format!(
+                    "unknown board `{}` (known: {}; add your own in {}){}",
+                    n.board.get_ref(),
+                    known.join(", "),
+                    c.boards_dir.display(),
+                    suggestion(n.board.get_ref(), &known)
+                ),
             );
         }
         let prio = *n.priority.get_ref();
         if prio > 255 {
             d.error(at(n.priority.span()), format!("priority {prio} is outside 0..=255 (higher stands first; 0 = never leader unless alone)"));
         }
-        if let Some(iface) = &n.interface {
-            if !valid_ifname(iface.get_ref()) {
-                d.error(iface.span(), format!("interface `{}` is not a Linux interface name", iface.get_ref()));
+        if let Some(iface) = &n.interface
+            && !valid_ifname(iface.get_ref())
+        {
+            {
+                d.error(
+                    iface.span(),
+                    format!(
+                        "interface `{}` is not a Linux interface name",
+                        iface.get_ref()
+                    ),
+                );
             }
         }
-        if let Some(mac) = &n.mac {
-            if !valid_mac(mac.get_ref()) {
-                d.error(mac.span(), format!("mac `{}` is not a MAC address like `dc:a6:32:01:02:03`", mac.get_ref()));
+        if let Some(mac) = &n.mac
+            && !valid_mac(mac.get_ref())
+        {
+            {
+                d.error(
+                    mac.span(),
+                    format!(
+                        "mac `{}` is not a MAC address like `dc:a6:32:01:02:03`",
+                        mac.get_ref()
+                    ),
+                );
             }
         }
         if roles.contains(&Role::Master) {
@@ -677,7 +745,10 @@ fn validate(raw: RawRack, path: &Path, host: HostChecks, d: &mut Diagnostics<'_>
                 d.error(nspan.clone(), format!("master candidate `{name}` needs `drbd_disk` (the backing block device, e.g. \"/dev/sda2\") because replication is \"drbd\""));
             }
             if !n.meta_dir.is_absolute() {
-                d.error(nspan.clone(), format!("meta_dir of `{name}` must be an absolute path"));
+                d.error(
+                    nspan.clone(),
+                    format!("meta_dir of `{name}` must be an absolute path"),
+                );
             }
         }
         if roles.contains(&Role::Chunkserver) {
@@ -686,29 +757,44 @@ fn validate(raw: RawRack, path: &Path, host: HostChecks, d: &mut Diagnostics<'_>
             }
             for dir in &n.chunk_dirs {
                 if !dir.is_absolute() {
-                    d.error(nspan.clone(), format!("chunk dir `{}` of `{name}` must be an absolute path", dir.display()));
+                    d.error(
+                        nspan.clone(),
+                        format!(
+                            "chunk dir `{}` of `{name}` must be an absolute path",
+                            dir.display()
+                        ),
+                    );
                 }
             }
         }
-        nodes.push((nspan, Node {
-            id: NodeId(u16::try_from(i).unwrap_or(u16::MAX)),
-            name,
-            addr: addr.unwrap_or(Ipv4Addr::UNSPECIFIED),
-            roles,
-            board: n.board.into_inner(),
-            voter: n.voter,
-            priority: u8::try_from(prio).unwrap_or(u8::MAX),
-            interface: n.interface.map_or_else(|| c.interface.get_ref().clone(), Spanned::into_inner),
-            mac: n.mac.map(Spanned::into_inner),
-            drbd_disk: n.drbd_disk,
-            meta_dir: n.meta_dir,
-            chunk_dirs: n.chunk_dirs,
-        }));
+        nodes.push((
+            nspan,
+            Node {
+                id: NodeId(u16::try_from(i).unwrap_or(u16::MAX)),
+                name,
+                addr: addr.unwrap_or(Ipv4Addr::UNSPECIFIED),
+                roles,
+                board: n.board.into_inner(),
+                voter: n.voter,
+                priority: u8::try_from(prio).unwrap_or(u8::MAX),
+                interface: n
+                    .interface
+                    .map_or_else(|| c.interface.get_ref().clone(), Spanned::into_inner),
+                mac: n.mac.map(Spanned::into_inner),
+                drbd_disk: n.drbd_disk,
+                meta_dir: n.meta_dir,
+                chunk_dirs: n.chunk_dirs,
+            },
+        ));
     }
 
     // Whole-rack checks.
     let voters = nodes.iter().filter(|(_, n)| n.voter).count();
-    let masters: Vec<&Node> = nodes.iter().map(|(_, n)| n).filter(|n| n.has(Role::Master)).collect();
+    let masters: Vec<&Node> = nodes
+        .iter()
+        .map(|(_, n)| n)
+        .filter(|n| n.has(Role::Master))
+        .collect();
     if !nodes.is_empty() {
         if voters == 0 {
             d.error(cspan.clone(), "no node has `voter = true`: the lease needs a majority of voters, so no leader could ever be elected; mark 3 (or 5) nodes as voters");
@@ -718,19 +804,34 @@ fn validate(raw: RawRack, path: &Path, host: HostChecks, d: &mut Diagnostics<'_>
                 format!("{voters} voters: an even number tolerates no more failures than {} and can split evenly; use an odd number", voters - 1),
             );
         } else if voters == 1 {
-            d.warning(cspan.clone(), "1 voter: if that node is down, no leader can be elected; use 3 voters");
+            d.warning(
+                cspan.clone(),
+                "1 voter: if that node is down, no leader can be elected; use 3 voters",
+            );
         }
         if masters.is_empty() {
-            d.error(cspan.clone(), "no node has the `master` role: nothing can run mfsmaster");
+            d.error(
+                cspan.clone(),
+                "no node has the `master` role: nothing can run mfsmaster",
+            );
         } else if masters.len() == 1 {
             d.warning(cspan.clone(), "only one master candidate: the master cannot fail over; give a second node the `master` role");
         }
-        if replication == Some(Replication::Drbd) && masters.len() > 2 && drbd.as_ref().is_some_and(|x| x.version == DrbdVersion::V84) {
-            let span = masters.get(2).and_then(|m| nodes.iter().find(|(_, n)| n.id == m.id)).map_or(cspan.clone(), |(s, _)| s.clone());
+        if replication == Some(Replication::Drbd)
+            && masters.len() > 2
+            && drbd.as_ref().is_some_and(|x| x.version == DrbdVersion::V84)
+        {
+            let span = masters
+                .get(2)
+                .and_then(|m| nodes.iter().find(|(_, n)| n.id == m.id))
+                .map_or(cspan.clone(), |(s, _)| s.clone());
             d.error(span, format!("{} master candidates, but DRBD 8.4 replicates between two nodes; keep two, or set [drbd] version = \"9\"", masters.len()));
         }
         if !nodes.iter().any(|(_, n)| n.has(Role::Chunkserver)) {
-            d.warning(cspan.clone(), "no node has the `chunkserver` role: MooseFS will hold no data");
+            d.warning(
+                cspan.clone(),
+                "no node has the `chunkserver` role: MooseFS will hold no data",
+            );
         }
     }
 
@@ -764,7 +865,9 @@ fn validate(raw: RawRack, path: &Path, host: HostChecks, d: &mut Diagnostics<'_>
 /// case in which a renewal was just missed) minus the fencing budget. Negative means the budget
 /// cannot fit. `None` only on overflow.
 pub fn lease_slack_ms(lease_ms: u64, fence_budget_ms: u64, drift_ppm: u64) -> Option<i64> {
-    let believed = i64::try_from(lease_ms.checked_mul(1_000_000u64.checked_sub(2 * drift_ppm)?)? / 1_000_000).ok()?;
+    let believed =
+        i64::try_from(lease_ms.checked_mul(1_000_000u64.checked_sub(2 * drift_ppm)?)? / 1_000_000)
+            .ok()?;
     let renew = i64::try_from(lease_ms / 3).ok()?;
     Some(believed - renew - i64::try_from(fence_budget_ms).ok()?)
 }
@@ -810,5 +913,9 @@ pub fn role_counts(rack: &Rack) -> BTreeMap<Role, usize> {
 
 /// Node names by role, for summaries.
 pub fn names_with(rack: &Rack, role: Role) -> BTreeSet<&str> {
-    rack.nodes.iter().filter(|n| n.has(role)).map(|n| n.name.as_str()).collect()
+    rack.nodes
+        .iter()
+        .filter(|n| n.has(role))
+        .map(|n| n.name.as_str())
+        .collect()
 }

@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 
 /// A point on one node's monotonic clock, in microseconds since an arbitrary origin.
 /// Instants from different nodes are not comparable.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Instant(pub u64);
 
 impl Instant {
@@ -76,7 +78,10 @@ mod tests {
         assert_eq!((t + Duration::from_millis(3)).as_millis(), 8);
         assert_eq!((t - Duration::from_secs(1)), Instant::ZERO);
         assert_eq!(t.saturating_since(Instant::from_millis(7)), Duration::ZERO);
-        assert_eq!(Instant(u64::MAX) + Duration::from_secs(1), Instant(u64::MAX));
+        assert_eq!(
+            Instant(u64::MAX) + Duration::from_secs(1),
+            Instant(u64::MAX)
+        );
         assert_eq!(Instant::from_millis(1234).to_string(), "1.234s");
     }
 }
