@@ -20,3 +20,4 @@ pub use time::Instant;
 pub mod machine;
 
 pub use machine::{Machine, Transmit};
+pub mod lease;
