@@ -21,3 +21,5 @@ pub mod machine;
 
 pub use machine::{Machine, Transmit};
 pub mod lease;
+pub mod plan;
+pub mod roles;
