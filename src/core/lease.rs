@@ -366,6 +366,14 @@ impl LeaseMachine {
         }
     }
 
+    /// The epoch this node stepped down from and must fence (then call [`LeaseMachine::fenced`]).
+    pub fn fencing(&self) -> Option<u64> {
+        match &self.role {
+            Role::Fencing { epoch, .. } => Some(*epoch),
+            _ => None,
+        }
+    }
+
     /// When this node's belief in its lease ends (holder or fencing).
     pub fn lease_end(&self) -> Option<Instant> {
         match &self.role {
