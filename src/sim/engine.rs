@@ -37,7 +37,12 @@ pub struct SimConfig {
     /// Datagrams a paused node's socket buffer holds; later ones are dropped.
     pub socket_buffer: usize,
     /// Also check the invariants at this period when nothing happens (time-based invariants).
+    /// The checkpoint events keep the queue from ever running empty.
     pub check_every: Option<Duration>,
+    /// Check the invariants after every step that changed something (true, the default), or
+    /// only at the `check_every` checkpoints and at the end of `run_until` (faster for big
+    /// racks with costly invariants).
+    pub check_each_step: bool,
     /// Keep every event in [`Sim::event_log`].
     pub record_events: bool,
     /// Replay command; `{seed}` is replaced by the seed.
@@ -58,6 +63,7 @@ impl SimConfig {
             clocks: BTreeMap::new(),
             socket_buffer: 4_096,
             check_every: None,
+            check_each_step: true,
             record_events: false,
             replay: format!("(seed {{seed}}, {nodes} nodes)"),
             max_steps_per_instant: 10_000_000,
@@ -194,6 +200,7 @@ pub struct Sim<M: Machine> {
     record_events: bool,
     replay: String,
     max_steps_per_instant: u64,
+    check_each_step: bool,
     now: SimTime,
     seq: u64,
     queue: BinaryHeap<Entry<M>>,
@@ -266,6 +273,7 @@ impl<M: Machine> Sim<M> {
             record_events: config.record_events,
             replay: config.replay.replace("{seed}", &config.seed.to_string()),
             max_steps_per_instant: config.max_steps_per_instant,
+            check_each_step: config.check_each_step,
             now: SimTime::ZERO,
             seq: 0,
             queue: BinaryHeap::new(),
@@ -418,6 +426,9 @@ impl<M: Machine> Sim<M> {
             self.step_inner()?;
         }
         self.now = self.now.max(until);
+        if !self.check_each_step {
+            self.check_invariants()?;
+        }
         Ok(())
     }
 
@@ -662,10 +673,10 @@ impl<M: Machine> Sim<M> {
             }
             Ev::Checkpoint(every) => {
                 self.push(self.now + every, Ev::Checkpoint(every));
-                true
+                return self.check_invariants();
             }
         };
-        if acted {
+        if acted && self.check_each_step {
             self.check_invariants()
         } else {
             Ok(())
@@ -697,13 +708,7 @@ impl<M: Machine> Sim<M> {
             }
             self.invariants = invariants;
         }
-        if self.record_events {
-            let now = self.now;
-            self.event_log
-                .extend(self.step_events.drain(..).map(|(n, e)| (now, n, e)));
-        } else {
-            self.step_events.clear();
-        }
+        self.step_events.clear();
         result.map_err(|v| self.stop(v))
     }
 
@@ -805,6 +810,9 @@ impl<M: Machine> Sim<M> {
                 let _ = write!(self.trace, "{e:?}");
                 self.stats.events += 1;
                 self.stats.nodes[i].events += 1;
+                if self.record_events {
+                    self.event_log.push((self.now, id, e.clone()));
+                }
                 self.step_events.push((id, e));
             }
         }

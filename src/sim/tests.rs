@@ -710,17 +710,40 @@ fn ring_is_deterministic() {
 #[test]
 #[ignore]
 fn speed() {
-    for (label, custom) in [("Debug trace hash", false), ("u64 trace hasher", true)] {
-        let mut sim = ring(1, 10, 100);
+    let cases = [
+        (
+            "10 nodes, 1k in flight, Debug trace hash",
+            10,
+            100,
+            false,
+            20,
+        ),
+        (
+            "10 nodes, 1k in flight, u64 trace hasher",
+            10,
+            100,
+            true,
+            20,
+        ),
+        (
+            "50 nodes, 10k in flight, u64 trace hasher",
+            50,
+            200,
+            true,
+            2,
+        ),
+    ];
+    for (label, n, tokens, custom, secs) in cases {
+        let mut sim = ring(1, n, tokens);
         if custom {
             sim = sim.with_msg_hasher(|m, h| h.u64(*m));
         }
         let start = std::time::Instant::now();
-        sim.run_until(SimTime::from_secs(20)).unwrap();
+        sim.run_until(SimTime::from_secs(secs)).unwrap();
         let wall = start.elapsed();
         let d = sim.stats().delivered;
         println!(
-            "{label}: {d} messages delivered in {wall:?} wall = {:.2} M msg/s (queue max {})",
+            "{label}: {d} delivered in {wall:.2?} = {:.2} M msg/s (queue max {})",
             d as f64 / wall.as_secs_f64() / 1e6,
             sim.stats().max_queue
         );
