@@ -191,6 +191,7 @@ struct PartitionState {
 type Factory<M> = Box<dyn FnMut(NodeId, u64, Instant) -> M>;
 type SizeFn<M> = Box<dyn Fn(&<M as Machine>::Msg) -> usize>;
 type HashFn<M> = Box<dyn Fn(&<M as Machine>::Msg, &mut Fnv1a)>;
+type AfterCall<M> = Box<dyn FnMut(NodeId, &M)>;
 
 /// A deterministic simulation of `n` nodes running machine `M`.
 pub struct Sim<M: Machine> {
@@ -214,6 +215,7 @@ pub struct Sim<M: Machine> {
     invariants: Vec<(String, Box<dyn Invariant<M>>)>,
     msg_size: SizeFn<M>,
     msg_hash: Option<HashFn<M>>,
+    after_call: Option<AfterCall<M>>,
     trace: Fnv1a,
     stats: SimStats,
     transmits: Vec<Transmit<M::Msg>>,
@@ -287,6 +289,7 @@ impl<M: Machine> Sim<M> {
             invariants: Vec::new(),
             msg_size: Box::new(|_| std::mem::size_of::<M::Msg>()),
             msg_hash: None,
+            after_call: None,
             trace: Fnv1a::new(),
             stats: SimStats {
                 nodes: vec![NodeStats::default(); usize::from(n)],
@@ -326,6 +329,14 @@ impl<M: Machine> Sim<M> {
     /// How a delivered message enters the trace hash. Default: its Debug text (slower).
     pub fn with_msg_hasher(mut self, f: impl Fn(&M::Msg, &mut Fnv1a) + 'static) -> Self {
         self.msg_hash = Some(Box::new(f));
+        self
+    }
+
+    /// Call `f` after every call into a node, once its transmits and events are drained and
+    /// before they go out. This is where a test copies what a real node would have written to
+    /// disk (e.g. the lease's durable epoch) so the factory can hand it to the next incarnation.
+    pub fn with_after_call(mut self, f: impl FnMut(NodeId, &M) + 'static) -> Self {
+        self.after_call = Some(Box::new(f));
         self
     }
 
@@ -814,6 +825,9 @@ impl<M: Machine> Sim<M> {
                     self.event_log.push((self.now, id, e.clone()));
                 }
                 self.step_events.push((id, e));
+            }
+            if let Some(f) = self.after_call.as_mut() {
+                f(id, m);
             }
         }
         for t in transmits.drain(..) {
