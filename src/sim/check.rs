@@ -115,7 +115,8 @@ impl<'a, M: Machine> SimView<'a, M> {
             .filter_map(|v| v.machine.map(|m| (v.id, m, v.local_now)))
     }
 
-    /// The events emitted during this step, in order, with the node that emitted each.
+    /// The events emitted since the last check (this step, unless
+    /// [`super::SimConfig::check_each_step`] is off), in order, with the node that emitted each.
     pub fn events(&self) -> &'a [(NodeId, M::Event)] {
         self.events
     }

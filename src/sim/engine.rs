@@ -37,7 +37,12 @@ pub struct SimConfig {
     /// Datagrams a paused node's socket buffer holds; later ones are dropped.
     pub socket_buffer: usize,
     /// Also check the invariants at this period when nothing happens (time-based invariants).
+    /// The checkpoint events keep the queue from ever running empty.
     pub check_every: Option<Duration>,
+    /// Check the invariants after every step that changed something (true, the default), or
+    /// only at the `check_every` checkpoints and at the end of `run_until` (faster for big
+    /// racks with costly invariants).
+    pub check_each_step: bool,
     /// Keep every event in [`Sim::event_log`].
     pub record_events: bool,
     /// Replay command; `{seed}` is replaced by the seed.
@@ -58,6 +63,7 @@ impl SimConfig {
             clocks: BTreeMap::new(),
             socket_buffer: 4_096,
             check_every: None,
+            check_each_step: true,
             record_events: false,
             replay: format!("(seed {{seed}}, {nodes} nodes)"),
             max_steps_per_instant: 10_000_000,
@@ -185,6 +191,7 @@ struct PartitionState {
 type Factory<M> = Box<dyn FnMut(NodeId, u64, Instant) -> M>;
 type SizeFn<M> = Box<dyn Fn(&<M as Machine>::Msg) -> usize>;
 type HashFn<M> = Box<dyn Fn(&<M as Machine>::Msg, &mut Fnv1a)>;
+type AfterCall<M> = Box<dyn FnMut(NodeId, &M)>;
 
 /// A deterministic simulation of `n` nodes running machine `M`.
 pub struct Sim<M: Machine> {
@@ -194,6 +201,7 @@ pub struct Sim<M: Machine> {
     record_events: bool,
     replay: String,
     max_steps_per_instant: u64,
+    check_each_step: bool,
     now: SimTime,
     seq: u64,
     queue: BinaryHeap<Entry<M>>,
@@ -207,6 +215,7 @@ pub struct Sim<M: Machine> {
     invariants: Vec<(String, Box<dyn Invariant<M>>)>,
     msg_size: SizeFn<M>,
     msg_hash: Option<HashFn<M>>,
+    after_call: Option<AfterCall<M>>,
     trace: Fnv1a,
     stats: SimStats,
     transmits: Vec<Transmit<M::Msg>>,
@@ -266,6 +275,7 @@ impl<M: Machine> Sim<M> {
             record_events: config.record_events,
             replay: config.replay.replace("{seed}", &config.seed.to_string()),
             max_steps_per_instant: config.max_steps_per_instant,
+            check_each_step: config.check_each_step,
             now: SimTime::ZERO,
             seq: 0,
             queue: BinaryHeap::new(),
@@ -279,6 +289,7 @@ impl<M: Machine> Sim<M> {
             invariants: Vec::new(),
             msg_size: Box::new(|_| std::mem::size_of::<M::Msg>()),
             msg_hash: None,
+            after_call: None,
             trace: Fnv1a::new(),
             stats: SimStats {
                 nodes: vec![NodeStats::default(); usize::from(n)],
@@ -318,6 +329,14 @@ impl<M: Machine> Sim<M> {
     /// How a delivered message enters the trace hash. Default: its Debug text (slower).
     pub fn with_msg_hasher(mut self, f: impl Fn(&M::Msg, &mut Fnv1a) + 'static) -> Self {
         self.msg_hash = Some(Box::new(f));
+        self
+    }
+
+    /// Call `f` after every call into a node, once its transmits and events are drained and
+    /// before they go out. This is where a test copies what a real node would have written to
+    /// disk (e.g. the lease's durable epoch) so the factory can hand it to the next incarnation.
+    pub fn with_after_call(mut self, f: impl FnMut(NodeId, &M) + 'static) -> Self {
+        self.after_call = Some(Box::new(f));
         self
     }
 
@@ -418,6 +437,9 @@ impl<M: Machine> Sim<M> {
             self.step_inner()?;
         }
         self.now = self.now.max(until);
+        if !self.check_each_step {
+            self.check_invariants()?;
+        }
         Ok(())
     }
 
@@ -662,10 +684,10 @@ impl<M: Machine> Sim<M> {
             }
             Ev::Checkpoint(every) => {
                 self.push(self.now + every, Ev::Checkpoint(every));
-                true
+                return self.check_invariants();
             }
         };
-        if acted {
+        if acted && self.check_each_step {
             self.check_invariants()
         } else {
             Ok(())
@@ -697,13 +719,7 @@ impl<M: Machine> Sim<M> {
             }
             self.invariants = invariants;
         }
-        if self.record_events {
-            let now = self.now;
-            self.event_log
-                .extend(self.step_events.drain(..).map(|(n, e)| (now, n, e)));
-        } else {
-            self.step_events.clear();
-        }
+        self.step_events.clear();
         result.map_err(|v| self.stop(v))
     }
 
@@ -805,7 +821,13 @@ impl<M: Machine> Sim<M> {
                 let _ = write!(self.trace, "{e:?}");
                 self.stats.events += 1;
                 self.stats.nodes[i].events += 1;
+                if self.record_events {
+                    self.event_log.push((self.now, id, e.clone()));
+                }
                 self.step_events.push((id, e));
+            }
+            if let Some(f) = self.after_call.as_mut() {
+                f(id, m);
             }
         }
         for t in transmits.drain(..) {

@@ -101,20 +101,17 @@ impl Link {
     /// Decide a datagram's fate. Always draws the same number of values, so one lost or
     /// partitioned datagram does not change the fate of the next ones.
     pub(crate) fn fate(&self, rng: &mut ChaCha8Rng) -> Fate {
-        let draws = [
-            rng.next_u64(),
-            rng.next_u64(),
-            rng.next_u64(),
-            rng.next_u64(),
-            rng.next_u64(),
-        ];
+        let mut draws = [0u64; 6];
+        for d in &mut draws {
+            *d = rng.next_u64();
+        }
         let lost = self.loss.hit(draws[0]);
         let delay_us = self
             .delay_us
             .saturating_add(self.jitter(draws[1], draws[2]));
         let duplicate_delay_us = self.duplicate.hit(draws[3]).then(|| {
             self.delay_us
-                .saturating_add(self.jitter(draws[4], draws[2].rotate_left(32)))
+                .saturating_add(self.jitter(draws[4], draws[5]))
         });
         Fate {
             lost,

@@ -20,7 +20,7 @@ pub struct NodeStats {
     pub bytes_received: u64,
     /// Datagrams the node sent that were lost at random.
     pub dropped_loss: u64,
-    /// Datagrams the node sent over a cut link.
+    /// Datagrams the node sent over a cut link (or to a node outside the rack).
     pub dropped_partition: u64,
     /// Datagrams addressed to the node that it never read: it was down, they were queued when
     /// it crashed, or its socket buffer was full while paused.

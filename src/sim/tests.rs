@@ -710,19 +710,87 @@ fn ring_is_deterministic() {
 #[test]
 #[ignore]
 fn speed() {
-    for (label, custom) in [("Debug trace hash", false), ("u64 trace hasher", true)] {
-        let mut sim = ring(1, 10, 100);
+    let cases = [
+        (
+            "10 nodes, 1k in flight, Debug trace hash",
+            10,
+            100,
+            false,
+            20,
+        ),
+        (
+            "10 nodes, 1k in flight, u64 trace hasher",
+            10,
+            100,
+            true,
+            20,
+        ),
+        (
+            "50 nodes, 10k in flight, u64 trace hasher",
+            50,
+            200,
+            true,
+            2,
+        ),
+    ];
+    for (label, n, tokens, custom, secs) in cases {
+        let mut sim = ring(1, n, tokens);
         if custom {
             sim = sim.with_msg_hasher(|m, h| h.u64(*m));
         }
         let start = std::time::Instant::now();
-        sim.run_until(SimTime::from_secs(20)).unwrap();
+        sim.run_until(SimTime::from_secs(secs)).unwrap();
         let wall = start.elapsed();
         let d = sim.stats().delivered;
         println!(
-            "{label}: {d} messages delivered in {wall:?} wall = {:.2} M msg/s (queue max {})",
+            "{label}: {d} delivered in {wall:.2?} = {:.2} M msg/s (queue max {})",
             d as f64 / wall.as_secs_f64() / 1e6,
             sim.stats().max_queue
         );
     }
+}
+
+#[test]
+fn state_saved_after_each_call_survives_a_crash_through_the_factory() {
+    // the "disk": the highest seq each node has seen, written after every call
+    let disk = Rc::new(RefCell::new(
+        std::collections::BTreeMap::<NodeId, u64>::new(),
+    ));
+    let (w, r) = (disk.clone(), disk.clone());
+    let mut sim = Sim::new(SimConfig::new(16, 2), move |id, seed, now| {
+        let mut m = Recorder::new(id, 2, seed, now, Some(ms(10)));
+        m.seq = r.borrow().get(&id).copied().unwrap_or(0);
+        m
+    })
+    .with_after_call(move |id, m: &Recorder| {
+        w.borrow_mut().insert(id, m.seq);
+    });
+    sim.run_until(SimTime::from_secs(1)).unwrap();
+    let before = sim.node(NodeId(0)).unwrap().seq;
+    assert!(before >= 99);
+    sim.crash(NodeId(0));
+    sim.restart(NodeId(0));
+    assert_eq!(sim.node(NodeId(0)).unwrap().seq, before);
+}
+
+#[test]
+fn checkpoints_only_mode_sees_every_event_since_the_last_check() {
+    let mut cfg = SimConfig::new(15, 3);
+    cfg.check_each_step = false;
+    cfg.check_every = Some(ms(100));
+    let seen = Rc::new(RefCell::new((0usize, 0usize)));
+    let s = seen.clone();
+    let mut sim = recorders(cfg, Some(ms(10))).with_invariant(
+        "observer",
+        move |v: &SimView<'_, Recorder>| {
+            let mut s = s.borrow_mut();
+            s.0 += 1;
+            s.1 += v.events().len();
+            Ok(())
+        },
+    );
+    sim.run_until(SimTime::from_secs(1)).unwrap();
+    let (checks, events) = *seen.borrow();
+    assert!((10..=12).contains(&checks), "{checks} checks");
+    assert_eq!(events as u64, sim.stats().events);
 }
