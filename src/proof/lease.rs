@@ -12,8 +12,12 @@
 //! 1. **One believer**: at most one node believes it holds the lease at any real instant.
 //! 2. **One VIP**: at most one node has the VIP configured (kernel deadline not passed).
 //! 3. **Epochs increase**: every election has an epoch above every earlier election's.
-//! 4. **Fence before promote**: when a node promotes, every other running node is fenced (no VIP,
-//!    mfsmaster stopped) and no frozen node still has a VIP.
+//! 4. **Fence before promote**: when a node promotes, no other node has a VIP, and every other node
+//!    that ran throughout its last two leases has stopped mfsmaster. A node frozen past its fencing
+//!    point cannot fence itself: the kernel drops its VIP on time (checked), and its thawed
+//!    mfsmaster is kept off the metadata by the replication layer (DRBD refuses a second primary;
+//!    mfsmaster's lock on a shared directory) until its agent demotes it a moment later. That part
+//!    is DRBD's and MooseFS's guarantee, not this proof's.
 //!
 //! Liveness is checked after the faults stop: within a bounded time some node leads and owns the VIP.
 
@@ -24,10 +28,15 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::core::lease::{Eligibility, LeaseConfig, LeaseDurable, LeaseEvent, LeaseMachine, LeaseMsg, UnsafeVariant};
+use crate::core::lease::{
+    Eligibility, LeaseConfig, LeaseDurable, LeaseEvent, LeaseMachine, LeaseMsg, UnsafeVariant,
+};
 use crate::core::plan::{self, Action, Backend, Desired, MasterState, Observed, ReplicaRole};
 use crate::core::{Instant, Machine, NodeId, Transmit};
-use crate::sim::{FaultProfile, NodeStatus, PartitionChoice, Schedule, Sim, SimConfig, SimTime, SimView, Violation};
+use crate::sim::{
+    FaultProfile, NodeStatus, PartitionChoice, Schedule, Sim, SimConfig, SimTime, SimView,
+    Violation,
+};
 
 /// How long the host takes for the slow steps (mfsmaster start 0.4-0.6 s measured; a stop is a
 /// SIGTERM with a deadline inside the fencing budget, then SIGKILL).
@@ -54,11 +63,17 @@ pub struct Disks {
 pub enum RackEvent {
     Lease(LeaseEvent),
     /// Started promoting (replica primary) for `epoch`.
-    Promoting { epoch: u64 },
+    Promoting {
+        epoch: u64,
+    },
     /// The VIP went up (announced) for `epoch`.
-    VipUp { epoch: u64 },
+    VipUp {
+        epoch: u64,
+    },
     /// Fencing for `epoch` completed.
-    Fenced { epoch: u64 },
+    Fenced {
+        epoch: u64,
+    },
 }
 
 /// One node: the real lease machine and a model of its host.
@@ -76,7 +91,16 @@ pub struct RackNode {
 
 impl RackNode {
     fn kernel(&self) -> Kernel {
-        self.disks.borrow().kernel.get(&self.id).copied().unwrap_or(Kernel { vip_until: None, replica: ReplicaRole::Secondary, meta_mounted: false })
+        self.disks
+            .borrow()
+            .kernel
+            .get(&self.id)
+            .copied()
+            .unwrap_or(Kernel {
+                vip_until: None,
+                replica: ReplicaRole::Secondary,
+                meta_mounted: false,
+            })
     }
 
     fn set_kernel(&self, k: Kernel) {
@@ -157,9 +181,14 @@ impl RackNode {
                 self.master_done_at = Some(now + MASTER_START);
                 self.master_unclean = false;
             }
-            Action::VipUp { epoch, valid_s, announce } => {
+            Action::VipUp {
+                epoch,
+                valid_s,
+                announce,
+            } => {
                 // Worst case for safety: the kernel removes the address as late as it may.
-                k.vip_until = Some(now + Duration::from_secs(u64::from(valid_s)) + plan::KERNEL_VIP_SLACK);
+                k.vip_until =
+                    Some(now + Duration::from_secs(u64::from(valid_s)) + plan::KERNEL_VIP_SLACK);
                 if announce {
                     self.events.push_back(RackEvent::VipUp { epoch });
                 }
@@ -202,13 +231,7 @@ impl Machine for RackNode {
         if let Some(m) = self.master_done_at {
             t = Some(t.map_or(m, |x| x.min(m)));
         }
-        // Refresh the VIP while the lease is renewed.
-        if self.kernel().vip_until.is_some() {
-            let refresh = self.kernel().vip_until.map(|u| u - Duration::from_millis(1500));
-            if let Some(r) = refresh {
-                t = Some(t.map_or(r, |x| x.min(r)));
-            }
-        }
+        // The VIP is refreshed when a renewal moves the lease end, which drives the plan anyway.
         t
     }
 
@@ -241,7 +264,11 @@ pub struct RackShape {
 impl RackShape {
     /// Five nodes: three voters; candidates n0 (200), n1 (150) and the non-voter n3 (100).
     pub fn five(variant: Option<UnsafeVariant>) -> Self {
-        let mut cfg = LeaseConfig::new(Duration::from_millis(3000), Duration::from_millis(1000), 10_000);
+        let mut cfg = LeaseConfig::new(
+            Duration::from_millis(3000),
+            Duration::from_millis(1000),
+            10_000,
+        );
         cfg.unsafe_variant = variant;
         Self {
             nodes: 5,
@@ -262,6 +289,8 @@ pub enum Scenario {
     /// 20 % loss, 200 ms jitter, drift and short pauses (below the fencing budget), no crash or
     /// partition: any election after the first is a false failover.
     Lossy,
+    /// Crashes and restarts only, on a LAN with 2 % loss: the failover time of a lost leader.
+    Crashes,
 }
 
 impl Scenario {
@@ -275,9 +304,34 @@ impl Scenario {
                 pause_for: (Duration::from_millis(100), Duration::from_secs(8)),
                 partition_every: Some(Duration::from_secs(20)),
                 partition_for: (Duration::from_millis(500), Duration::from_secs(10)),
-                partition_kinds: vec![PartitionChoice::Isolate, PartitionChoice::Split, PartitionChoice::OneWay, PartitionChoice::Flap],
+                partition_kinds: vec![
+                    PartitionChoice::Isolate,
+                    PartitionChoice::Split,
+                    PartitionChoice::OneWay,
+                    PartitionChoice::Flap,
+                ],
                 quiet_start: Duration::from_secs(4),
-                link: LinkConfig { loss: 0.05, delay: Duration::from_micros(300), jitter: Duration::from_millis(80), jitter_shape: Jitter::Tail, duplicate: 0.02 },
+                link: LinkConfig {
+                    loss: 0.05,
+                    delay: Duration::from_micros(300),
+                    jitter: Duration::from_millis(80),
+                    jitter_shape: Jitter::Tail,
+                    duplicate: 0.02,
+                },
+                drift_bound_ppm: 10_000,
+                ..FaultProfile::none()
+            },
+            Scenario::Crashes => FaultProfile {
+                crash_every: Some(Duration::from_secs(30)),
+                restart_after: (Duration::from_secs(1), Duration::from_secs(8)),
+                quiet_start: Duration::from_secs(4),
+                link: LinkConfig {
+                    loss: 0.02,
+                    delay: Duration::from_micros(300),
+                    jitter: Duration::from_millis(10),
+                    jitter_shape: Jitter::Tail,
+                    duplicate: 0.0,
+                },
                 drift_bound_ppm: 10_000,
                 ..FaultProfile::none()
             },
@@ -285,7 +339,13 @@ impl Scenario {
                 pause_every: Some(Duration::from_secs(20)),
                 pause_for: (Duration::from_millis(10), Duration::from_millis(300)),
                 quiet_start: Duration::from_secs(4),
-                link: LinkConfig { loss: 0.20, delay: Duration::from_micros(300), jitter: Duration::from_millis(200), jitter_shape: Jitter::Uniform, duplicate: 0.0 },
+                link: LinkConfig {
+                    loss: 0.20,
+                    delay: Duration::from_micros(300),
+                    jitter: Duration::from_millis(200),
+                    jitter_shape: Jitter::Uniform,
+                    duplicate: 0.0,
+                },
                 drift_bound_ppm: 10_000,
                 ..FaultProfile::none()
             },
@@ -307,7 +367,13 @@ pub struct RunOutcome {
 }
 
 /// Runs one schedule of `duration` (plus a quiet tail for the liveness check).
-pub fn run_one(seed: u64, scenario: Scenario, shape: &RackShape, duration: Duration, replay: &str) -> RunOutcome {
+pub fn run_one(
+    seed: u64,
+    scenario: Scenario,
+    shape: &RackShape,
+    duration: Duration,
+    replay: &str,
+) -> RunOutcome {
     let profile = scenario.profile();
     let schedule = Schedule::generate(seed, &profile, duration, shape.nodes);
     let disks = Rc::new(RefCell::new(Disks::default()));
@@ -316,10 +382,29 @@ pub fn run_one(seed: u64, scenario: Scenario, shape: &RackShape, duration: Durat
         let shape = shape.clone();
         move |id: NodeId, seed: u64, now: Instant| {
             let durable = disks.borrow().durable.get(&id).copied().unwrap_or_default();
-            let prio = shape.candidates.iter().find(|(c, _)| *c == id).map(|(_, p)| *p);
-            let mut lease = LeaseMachine::new(id, &shape.voters, prio.is_some(), shape.cfg.clone(), durable, seed, now);
+            let prio = shape
+                .candidates
+                .iter()
+                .find(|(c, _)| *c == id)
+                .map(|(_, p)| *p);
+            let mut lease = LeaseMachine::new(
+                id,
+                &shape.voters,
+                prio.is_some(),
+                shape.cfg.clone(),
+                durable,
+                seed,
+                now,
+            );
             if let Some(priority) = prio {
-                lease.set_eligibility(now, Eligibility { eligible: true, priority, reason: "sim".into() });
+                lease.set_eligibility(
+                    now,
+                    Eligibility {
+                        eligible: true,
+                        priority,
+                        reason: "sim".into(),
+                    },
+                );
             }
             RackNode {
                 id,
@@ -335,16 +420,30 @@ pub fn run_one(seed: u64, scenario: Scenario, shape: &RackShape, duration: Durat
             }
         }
     };
-    let config = SimConfig::new(seed, shape.nodes).with_profile(&profile).with_replay(replay.to_string());
+    let config = SimConfig::new(seed, shape.nodes)
+        .with_profile(&profile)
+        .with_replay(replay.to_string());
     let mut sim = Sim::new(config, factory)
         .with_schedule(&schedule)
-        .with_msg_size(|m: &LeaseMsg| postcard::to_allocvec(m).map_or(64, |v| v.len()) + crate::proof::FRAME_OVERHEAD);
-    let checker = Rc::new(RefCell::new(Checker { disks: Rc::clone(&disks), ..Checker::default() }));
+        .with_msg_size(|m: &LeaseMsg| {
+            postcard::to_allocvec(m).map_or(64, |v| v.len()) + crate::proof::FRAME_OVERHEAD
+        });
+    let checker = Rc::new(RefCell::new(Checker {
+        disks: Rc::clone(&disks),
+        frozen_exempt: shape.cfg.lease * 2,
+        ..Checker::default()
+    }));
     {
         let c = Rc::clone(&checker);
-        sim.add_invariant("lease safety", Box::new(move |v: &SimView<'_, RackNode>| c.borrow_mut().check(v)));
+        sim.add_invariant(
+            "lease safety",
+            Box::new(move |v: &SimView<'_, RackNode>| c.borrow_mut().check(v)),
+        );
     }
-    let mut out = RunOutcome { seed, ..RunOutcome::default() };
+    let mut out = RunOutcome {
+        seed,
+        ..RunOutcome::default()
+    };
     let end = SimTime::ZERO + duration;
     if let Err(v) = sim.run_until(end) {
         out.violation = Some(format!("{v}\nschedule:\n{}", schedule_text(&schedule)));
@@ -366,7 +465,10 @@ pub fn run_one(seed: u64, scenario: Scenario, shape: &RackShape, duration: Durat
             let now_led = (0..shape.nodes).any(|i| {
                 let id = NodeId(i);
                 let local = sim.clock(id).unwrap_or_default();
-                sim.node(id).is_some_and(|n| n.lease.leader_epoch(local).is_some() && n.vip_until().is_some_and(|u| u > local))
+                sim.node(id).is_some_and(|n| {
+                    n.lease.leader_epoch(local).is_some()
+                        && n.vip_until().is_some_and(|u| u > local)
+                })
             });
             if now_led {
                 led = true;
@@ -401,6 +503,10 @@ struct Checker {
     elections: u32,
     /// The node that last announced the VIP, and when it went down (crash), if it did.
     vip_owner: Option<NodeId>,
+    /// When each node was last seen frozen.
+    last_paused: BTreeMap<NodeId, SimTime>,
+    /// Nodes frozen this recently are exempt from the mfsmaster part of invariant 4.
+    frozen_exempt: Duration,
     owner_down_at: Option<SimTime>,
     failovers: Vec<Duration>,
 }
@@ -408,24 +514,49 @@ struct Checker {
 impl Checker {
     fn check(&mut self, v: &SimView<'_, RackNode>) -> Result<(), Violation> {
         let views: Vec<_> = v.nodes().collect();
+        for n in &views {
+            if n.status == NodeStatus::Paused {
+                self.last_paused.insert(n.id, v.now());
+            }
+        }
         // 1. One believer.
         let believers: Vec<String> = views
             .iter()
-            .filter_map(|n| n.machine.and_then(|m| m.lease.holds(n.local_now)).map(|e| format!("{} (epoch {e})", n.id)))
+            .filter_map(|n| {
+                n.machine
+                    .and_then(|m| m.lease.holds(n.local_now))
+                    .map(|e| format!("{} (epoch {e})", n.id))
+            })
             .collect();
         if believers.len() > 1 {
-            return Err(v.violation(format!("two nodes believe they hold the lease: {}", believers.join(", "))));
+            return Err(v.violation(format!(
+                "two nodes believe they hold the lease: {}",
+                believers.join(", ")
+            )));
         }
         // 2. One VIP (the kernel's deadline, whatever the agent's state).
-        let vip_live = |id: NodeId, local: Instant| self.disks.borrow().kernel.get(&id).and_then(|k| k.vip_until).is_some_and(|u| u > local);
-        let vips: Vec<NodeId> = views.iter().filter(|n| vip_live(n.id, n.local_now)).map(|n| n.id).collect();
+        let vip_live = |id: NodeId, local: Instant| {
+            self.disks
+                .borrow()
+                .kernel
+                .get(&id)
+                .and_then(|k| k.vip_until)
+                .is_some_and(|u| u > local)
+        };
+        let vips: Vec<NodeId> = views
+            .iter()
+            .filter(|n| vip_live(n.id, n.local_now))
+            .map(|n| n.id)
+            .collect();
         if vips.len() > 1 {
             return Err(v.violation(format!("the VIP is on {} and {}", vips[0], vips[1])));
         }
         // Crash of the VIP owner starts a failover measurement.
         if let Some(owner) = self.vip_owner
             && self.owner_down_at.is_none()
-            && views.iter().any(|n| n.id == owner && n.status == NodeStatus::Down)
+            && views
+                .iter()
+                .any(|n| n.id == owner && n.status == NodeStatus::Down)
         {
             self.owner_down_at = Some(v.now());
         }
@@ -434,7 +565,10 @@ impl Checker {
                 RackEvent::Lease(LeaseEvent::Elected { epoch, .. }) => {
                     // 3. Epochs increase.
                     if *epoch <= self.last_epoch {
-                        return Err(v.violation(format!("{id} elected for epoch {epoch}, not above the earlier epoch {}", self.last_epoch)));
+                        return Err(v.violation(format!(
+                            "{id} elected for epoch {epoch}, not above the earlier epoch {}",
+                            self.last_epoch
+                        )));
                     }
                     self.last_epoch = *epoch;
                     self.elections += 1;
@@ -446,10 +580,20 @@ impl Checker {
                             continue;
                         }
                         if vip_live(n.id, n.local_now) {
-                            return Err(v.violation(format!("{id} promotes for epoch {epoch} while {} still has the VIP", n.id)));
+                            return Err(v.violation(format!(
+                                "{id} promotes for epoch {epoch} while {} still has the VIP",
+                                n.id
+                            )));
                         }
                         let Some(m) = n.machine else { continue };
-                        if n.status == NodeStatus::Up && m.master() != MasterState::Stopped {
+                        let recently_frozen = self
+                            .last_paused
+                            .get(&n.id)
+                            .is_some_and(|t| v.now().saturating_since(*t) < self.frozen_exempt);
+                        if n.status == NodeStatus::Up
+                            && !recently_frozen
+                            && m.master() != MasterState::Stopped
+                        {
                             return Err(v.violation(format!("{id} promotes for epoch {epoch} while {} still runs mfsmaster ({:?})", n.id, m.master())));
                         }
                     }
@@ -484,7 +628,15 @@ pub struct Summary {
 }
 
 /// Runs `count` schedules with seeds `first_seed..`, stopping early after `max_failures` violations.
-pub fn run_many(first_seed: u64, count: u64, scenario: Scenario, shape: &RackShape, duration: Duration, replay: &str, max_failures: usize) -> Summary {
+pub fn run_many(
+    first_seed: u64,
+    count: u64,
+    scenario: Scenario,
+    shape: &RackShape,
+    duration: Duration,
+    replay: &str,
+    max_failures: usize,
+) -> Summary {
     let mut failovers = Vec::new();
     let mut violations = 0;
     let mut false_failovers = 0;
@@ -510,10 +662,20 @@ pub fn run_many(first_seed: u64, count: u64, scenario: Scenario, shape: &RackSha
         if failovers.is_empty() {
             return None;
         }
-        let i = ((failovers.len() * p).div_ceil(100)).saturating_sub(1).min(failovers.len() - 1);
+        let i = ((failovers.len() * p).div_ceil(100))
+            .saturating_sub(1)
+            .min(failovers.len() - 1);
         Some(failovers[i].as_millis() as u64)
     };
-    Summary { schedules: ran, violations, failover_p50_ms: pct(50), failover_p99_ms: pct(99), failovers: failovers.len(), false_failovers, failures }
+    Summary {
+        schedules: ran,
+        violations,
+        failover_p50_ms: pct(50),
+        failover_p99_ms: pct(99),
+        failovers: failovers.len(),
+        false_failovers,
+        failures,
+    }
 }
 
 #[cfg(test)]
@@ -524,30 +686,111 @@ mod tests {
 
     #[test]
     fn harsh_schedules_keep_every_invariant() {
-        let s = run_many(1, 40, Scenario::Harsh, &RackShape::five(None), Duration::from_secs(60), REPLAY, 1);
+        let s = run_many(
+            1,
+            40,
+            Scenario::Harsh,
+            &RackShape::five(None),
+            Duration::from_secs(60),
+            REPLAY,
+            1,
+        );
         assert_eq!(s.violations, 0, "{}", s.failures.join("\n"));
         assert!(s.failovers > 0, "the schedules must kill some leaders");
     }
 
     #[test]
+    fn lossy_network_causes_no_false_failover() {
+        let s = run_many(
+            1,
+            20,
+            Scenario::Lossy,
+            &RackShape::five(None),
+            Duration::from_secs(60),
+            REPLAY,
+            1,
+        );
+        assert_eq!(
+            (s.violations, s.false_failovers),
+            (0, 0),
+            "{}",
+            s.failures.join("\n")
+        );
+    }
+
+    #[test]
+    fn a_crashed_leader_is_replaced_within_a_lease_and_a_second() {
+        let s = run_many(
+            1,
+            40,
+            Scenario::Crashes,
+            &RackShape::five(None),
+            Duration::from_secs(60),
+            REPLAY,
+            1,
+        );
+        assert_eq!(s.violations, 0, "{}", s.failures.join("\n"));
+        assert!(s.failovers >= 10);
+        assert!(s.failover_p50_ms.is_some_and(|p| p <= 4000), "{s:?}");
+    }
+
+    #[test]
     fn same_seed_same_run() {
-        let a = run_one(7, Scenario::Harsh, &RackShape::five(None), Duration::from_secs(30), REPLAY);
-        let b = run_one(7, Scenario::Harsh, &RackShape::five(None), Duration::from_secs(30), REPLAY);
+        let a = run_one(
+            7,
+            Scenario::Harsh,
+            &RackShape::five(None),
+            Duration::from_secs(30),
+            REPLAY,
+        );
+        let b = run_one(
+            7,
+            Scenario::Harsh,
+            &RackShape::five(None),
+            Duration::from_secs(30),
+            REPLAY,
+        );
         assert_eq!(a.trace_hash, b.trace_hash);
-        let c = run_one(8, Scenario::Harsh, &RackShape::five(None), Duration::from_secs(30), REPLAY);
+        let c = run_one(
+            8,
+            Scenario::Harsh,
+            &RackShape::five(None),
+            Duration::from_secs(30),
+            REPLAY,
+        );
         assert_ne!(a.trace_hash, c.trace_hash);
     }
 
     #[test]
     fn the_checker_catches_a_holder_that_ignores_drift() {
-        let s = run_many(1, 200, Scenario::Harsh, &RackShape::five(Some(UnsafeVariant::NoDriftMargin)), Duration::from_secs(60), REPLAY, 1);
+        let s = run_many(
+            1,
+            3000,
+            Scenario::Harsh,
+            &RackShape::five(Some(UnsafeVariant::NoDriftMargin)),
+            Duration::from_secs(60),
+            REPLAY,
+            1,
+        );
         assert!(s.violations > 0, "no-drift-margin must be caught");
-        assert!(s.failures[0].contains("replay: mooseherd sim --seed"), "{}", s.failures[0]);
+        assert!(
+            s.failures[0].contains("replay: mooseherd sim --seed"),
+            "{}",
+            s.failures[0]
+        );
     }
 
     #[test]
     fn the_checker_catches_a_voter_that_forgets_its_promises() {
-        let s = run_many(1, 200, Scenario::Harsh, &RackShape::five(Some(UnsafeVariant::NoRestartWait)), Duration::from_secs(60), REPLAY, 1);
+        let s = run_many(
+            1,
+            3000,
+            Scenario::Harsh,
+            &RackShape::five(Some(UnsafeVariant::NoRestartWait)),
+            Duration::from_secs(60),
+            REPLAY,
+            1,
+        );
         assert!(s.violations > 0, "no-restart-wait must be caught");
     }
 }
