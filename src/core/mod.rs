@@ -18,5 +18,6 @@ pub mod time;
 
 pub use time::Instant;
 pub mod machine;
+pub mod membership;
 
 pub use machine::{Machine, Transmit};
