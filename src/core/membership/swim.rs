@@ -9,7 +9,7 @@ use rand_chacha::rand_core::{Rng, SeedableRng};
 
 use super::broadcast::BroadcastQueue;
 use super::config::MembershipConfig;
-use super::health::{LocalHealth, suspicion_timeout};
+use super::health::{LocalHealth, RttEstimator, suspicion_timeout};
 use super::meta::NodeMeta;
 use super::msg::{GossipMsg, MsgKind, Topic, Update, encoded_len};
 use crate::core::{Instant, Machine, NodeId, Transmit};
@@ -125,6 +125,8 @@ struct Suspicion {
     started: Instant,
     confirmers: Vec<NodeId>,
     deadline: Instant,
+    /// This node has probed the suspect itself since the suspicion started.
+    probed: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -144,6 +146,7 @@ struct Member {
 struct Probe {
     target: NodeId,
     seq: u32,
+    sent_at: Instant,
     direct_deadline: Instant,
     acked: bool,
     indirect: bool,
@@ -169,6 +172,7 @@ pub struct Membership {
     rng: ChaCha8Rng,
     members: BTreeMap<NodeId, Member>,
     health: LocalHealth,
+    rtt: RttEstimator,
     expected_confirmations: u32,
     probe_order: Vec<NodeId>,
     probe_pos: usize,
@@ -223,6 +227,7 @@ impl Membership {
         let mut m = Membership {
             me,
             health: LocalHealth::new(cfg.max_local_health),
+            rtt: RttEstimator::default(),
             rng: ChaCha8Rng::seed_from_u64(mixed),
             members,
             expected_confirmations,
@@ -463,8 +468,17 @@ impl Membership {
         }
     }
 
+    /// How much all timings are stretched: by the network's round trip beyond the configured
+    /// probe timeout, times the Local Health Multiplier + 1, at most `max_local_health + 1`.
+    fn stretch(&self) -> f64 {
+        let t = self.cfg.probe_timeout.as_secs_f64();
+        let net = (self.rtt.rto().as_secs_f64() / t).max(1.0);
+        let cap = f64::from(self.cfg.max_local_health) + 1.0;
+        (net * (f64::from(self.health.score()) + 1.0)).min(cap)
+    }
+
     fn scaled(&self, d: Duration) -> Duration {
-        self.health.scale(d)
+        d.mul_f64(self.stretch())
     }
 
     fn suspicion_deadline(&self, started: Instant, confirmations: usize) -> Instant {
@@ -488,6 +502,7 @@ impl Membership {
                 started: now,
                 confirmers: Vec::new(),
                 deadline,
+                probed: accuser == self.me,
             });
         }
         self.set_state(id, MemberState::Suspect, now);
@@ -694,10 +709,17 @@ impl Membership {
         }
     }
 
-    fn on_ack(&mut self, seq: u32) {
+    fn on_ack(&mut self, now: Instant, from: NodeId, seq: u32) {
         if let Some(p) = &mut self.probe
             && p.seq == seq
         {
+            if from == p.target {
+                let rtt = now.saturating_since(p.sent_at);
+                self.rtt.sample(rtt);
+            }
+            let Some(p) = &mut self.probe else {
+                return;
+            };
             if !p.acked {
                 p.acked = true;
                 let (direct, target) = (!p.indirect, p.target);
@@ -736,6 +758,17 @@ impl Membership {
     }
 
     fn next_target(&mut self) -> Option<NodeId> {
+        // A suspect this node has not checked itself comes first: either our probe fails too
+        // (an independent confirmation) or its Ack carries the refutation, even if the
+        // refutation's gossip missed us.
+        let unchecked = self
+            .members
+            .iter_mut()
+            .find_map(|(id, m)| m.suspicion.as_mut().filter(|s| !s.probed).map(|s| (id, s)));
+        if let Some((&id, s)) = unchecked {
+            s.probed = true;
+            return Some(id);
+        }
         for _ in 0..=self.members.len() {
             if self.probe_pos >= self.probe_order.len() {
                 let me = self.me;
@@ -776,6 +809,7 @@ impl Membership {
             self.probe = Some(Probe {
                 target,
                 seq,
+                sent_at: now,
                 direct_deadline: now + self.scaled(self.cfg.probe_timeout),
                 acked: false,
                 indirect: false,
@@ -943,10 +977,17 @@ impl Machine for Membership {
         for u in msg.into_updates() {
             accused |= self.apply(now, u);
         }
+        if accused {
+            // Re-disseminate our Alive (its retransmissions may be spent while this sender,
+            // and maybe others, missed it); the answer below carries it first.
+            if let Some(alive) = self.liveness_update(self.me) {
+                self.queue.push(alive);
+            }
+        }
         let answers_anyway = matches!(head, Head::Ping(_) | Head::Sync(true));
         match head {
             Head::Ping(seq) => self.send(from, |updates| GossipMsg::Ack { seq, updates }),
-            Head::Ack(seq) => self.on_ack(seq),
+            Head::Ack(seq) => self.on_ack(now, from, seq),
             Head::PingReq(seq, target) => self.on_ping_req(now, from, seq, target),
             Head::Nack(seq) => {
                 if let Some(p) = &mut self.probe
