@@ -18,6 +18,7 @@ pub mod time;
 
 pub use time::Instant;
 pub mod machine;
+pub mod membership;
 
 pub use machine::{Machine, Transmit};
 pub mod lease;
