@@ -1,9 +1,11 @@
 //! mooseherd: a highly available MooseFS master for Raspberry Pi racks.
 //!
 //! Layers (see ARCHITECTURE.md): [`config`] reads and checks the rack file; [`core`] holds the
-//! pure state machines; the binary's CLI glues them to the host.
+//! pure state machines; [`wire`] authenticates what travels between agents; [`sim`] drives the
+//! core through seeded faults and [`proof`] checks the product's invariants with it.
 
 pub mod config;
 pub mod core;
 pub mod proof;
 pub mod sim;
+pub mod wire;
