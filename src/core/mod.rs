@@ -24,3 +24,4 @@ pub use machine::{Machine, Transmit};
 pub mod lease;
 pub mod plan;
 pub mod roles;
+pub mod agent;

@@ -1,0 +1,441 @@
+//! The agent core: everything one node decides, as one sans-IO machine.
+//!
+//! It combines [`Membership`] (who is alive, with what metadata), the [`LeaseMachine`] (who leads)
+//! and the [`plan`] (what the host must do about it). Data flows one way:
+//! messages and ticks -> membership + lease -> desired state -> plan -> actions -> host drivers ->
+//! [`Agent::observe`] -> plan again. The runtime (tokio, real host drivers) and the simulator both
+//! drive this same type.
+//!
+//! Host protocol: the driver takes actions with [`Agent::poll_action`], one at a time, carries each
+//! out, and reports the host's state with [`Agent::observe`] (or [`Agent::action_failed`]). No new
+//! action is handed out while one is in flight, so the plan's order is the order of effects.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::lease::{Eligibility, LeaseConfig, LeaseDurable, LeaseEvent, LeaseMachine, LeaseMsg};
+use super::membership::{
+    GossipMsg, HealthFlags, LeaseView, MemberEvent, MemberState, Membership, MembershipConfig, NodeMeta, ReplicaView, Roles,
+};
+use super::plan::{self, Action, Backend, Desired, Observed};
+use super::roles::{self, Health, ReplicaState};
+use super::{Instant, Machine, NodeId, Transmit};
+
+/// Everything that travels between agents (sealed by the wire).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AgentMsg {
+    Gossip(GossipMsg),
+    Lease(LeaseMsg),
+}
+
+/// What this node is in the rack (from the rack file).
+#[derive(Debug, Clone)]
+pub struct AgentSpec {
+    pub me: NodeId,
+    pub nodes: Vec<NodeId>,
+    pub voters: Vec<NodeId>,
+    pub roles: Roles,
+    /// `Some(priority)` for a master candidate.
+    pub candidate: Option<u8>,
+    pub backend: Backend,
+    pub lease: LeaseConfig,
+    pub membership: MembershipConfig,
+    pub agent_version: u32,
+}
+
+impl AgentSpec {
+    /// The spec of node `me` in `rack`.
+    pub fn from_rack(rack: &crate::config::Rack, me: NodeId) -> Self {
+        use crate::config::{Replication, Role};
+        let node = rack.node(me);
+        let mut roles = Roles::default();
+        if let Some(n) = node {
+            for r in &n.roles {
+                roles = roles
+                    | match r {
+                        Role::Master => Roles::MASTER,
+                        Role::Chunkserver => Roles::CHUNKSERVER,
+                        Role::Worker => Roles::WORKER,
+                    };
+            }
+            if n.voter {
+                roles = roles | Roles::VOTER;
+            }
+        }
+        let c = &rack.cluster;
+        AgentSpec {
+            me,
+            nodes: rack.nodes.iter().map(|n| n.id).collect(),
+            voters: rack.voters().map(|n| n.id).collect(),
+            roles,
+            candidate: node.filter(|n| n.has(Role::Master)).map(|n| n.priority),
+            backend: match c.replication {
+                Replication::Drbd => Backend::Drbd,
+                Replication::Metalogger => Backend::Metalogger,
+                Replication::SharedDir => Backend::SharedDir,
+            },
+            lease: LeaseConfig::new(Duration::from_millis(c.lease_ms), Duration::from_millis(c.fence_budget_ms), c.max_drift_ppm),
+            membership: MembershipConfig::for_rack(rack.nodes.len()),
+            agent_version: agent_version(),
+        }
+    }
+}
+
+/// This build's version as one number (major << 16 | minor << 8 | patch), for gossip metadata.
+pub fn agent_version() -> u32 {
+    let part = |s: &str| s.parse::<u32>().unwrap_or(0);
+    let mut it = env!("CARGO_PKG_VERSION").split('.');
+    let (a, b, c) = (part(it.next().unwrap_or("0")), part(it.next().unwrap_or("0")), part(it.next().unwrap_or("0")));
+    (a << 16) | (b << 8) | c
+}
+
+/// What the agent reports to its user (log lines, metrics, status).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentEvent {
+    Member(MemberEvent),
+    Lease(LeaseEvent),
+    /// This node's eligibility changed (with the reason).
+    Eligibility(Eligibility),
+    /// Fencing for `epoch` is complete; voters were released.
+    Fenced { epoch: u64 },
+    /// A host action failed; it is retried after a back-off.
+    ActionFailed { action: Action, error: String },
+}
+
+/// The node's role as the status shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeRole {
+    Leader,
+    /// Stepped down, fencing.
+    Fencing,
+    /// A master candidate, not leading.
+    Standby,
+    /// Not a master candidate.
+    Member,
+}
+
+/// One member in the status.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemberStatus {
+    pub id: NodeId,
+    pub state: String,
+    pub incarnation: u32,
+    pub state_for_ms: u64,
+    pub meta: Option<NodeMeta>,
+}
+
+/// A snapshot of what this agent knows, for `mooseherd status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentStatus {
+    pub node: NodeId,
+    pub role: NodeRole,
+    /// The leader as this node knows it, and its epoch.
+    pub leader: Option<NodeId>,
+    pub epoch: u64,
+    /// Time left on the lease (this node's if it leads; the known holder's otherwise).
+    pub lease_left_ms: Option<u64>,
+    pub eligible: bool,
+    pub eligibility: String,
+    pub local_health_score: u8,
+    pub host: Observed,
+    pub pending_action: Option<Action>,
+    pub members: Vec<MemberStatus>,
+}
+
+/// One node's decisions.
+pub struct Agent {
+    spec: AgentSpec,
+    membership: Membership,
+    lease: LeaseMachine,
+    observed: Observed,
+    health: Health,
+    replica: ReplicaState,
+    files: u64,
+    eligibility: Option<Eligibility>,
+    meta: NodeMeta,
+    pending: Option<Action>,
+    retry_at: Option<Instant>,
+    actions: VecDeque<Action>,
+    events: VecDeque<AgentEvent>,
+    now: Instant,
+}
+
+impl Agent {
+    /// A node (re)starting at `now`, with its persisted lease state and what the host looks like.
+    pub fn new(spec: AgentSpec, durable: LeaseDurable, observed: Observed, seed: u64, now: Instant) -> Self {
+        let membership = Membership::new(spec.me, &spec.nodes, spec.membership.clone(), seed, now);
+        let lease = LeaseMachine::new(spec.me, &spec.voters, spec.candidate.is_some(), spec.lease.clone(), durable, seed ^ 0x5eed, now);
+        let meta = NodeMeta { roles: spec.roles, agent_version: spec.agent_version, ..NodeMeta::default() };
+        let mut a = Agent {
+            spec,
+            membership,
+            lease,
+            observed,
+            health: Health::default(),
+            replica: ReplicaState::Unknown,
+            files: 0,
+            eligibility: None,
+            meta,
+            pending: None,
+            retry_at: None,
+            actions: VecDeque::new(),
+            events: VecDeque::new(),
+            now,
+        };
+        a.update(now);
+        a
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.spec.me
+    }
+
+    pub fn membership(&self) -> &Membership {
+        &self.membership
+    }
+
+    pub fn lease(&self) -> &LeaseMachine {
+        &self.lease
+    }
+
+    /// What must be persisted before anything polled after a change is sent.
+    pub fn durable(&self) -> LeaseDurable {
+        self.lease.durable()
+    }
+
+    /// Local health and replica readings (from `host::sys`, the replication driver).
+    pub fn set_health(&mut self, now: Instant, health: Health, replica: ReplicaState, files: u64) {
+        self.health = health;
+        self.replica = replica;
+        self.files = files;
+        self.update(now);
+    }
+
+    /// The host's state after an action (or a periodic check).
+    pub fn observe(&mut self, now: Instant, observed: Observed) {
+        self.observed = observed;
+        self.pending = None;
+        self.update(now);
+    }
+
+    /// The action in flight failed; the plan is tried again after a short back-off.
+    pub fn action_failed(&mut self, now: Instant, observed: Observed, error: String) {
+        if let Some(action) = self.pending.take() {
+            self.events.push_back(AgentEvent::ActionFailed { action, error });
+        }
+        self.observed = observed;
+        self.retry_at = Some(now + Duration::from_millis(500));
+        self.update(now);
+    }
+
+    /// The next host action, if none is in flight.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        if self.pending.is_some() {
+            return None;
+        }
+        let a = self.actions.pop_front()?;
+        self.pending = Some(a);
+        Some(a)
+    }
+
+    /// Hand the lease over (to `to`, or to the best standby). False when this node does not lead.
+    pub fn switchover(&mut self, now: Instant, to: Option<NodeId>) -> bool {
+        let to = to.or_else(|| self.best_standby());
+        let ok = self.lease.request_switchover(now, to);
+        self.update(now);
+        ok
+    }
+
+    /// Maintenance: not eligible (a leader steps down and hands over).
+    pub fn set_maintenance(&mut self, now: Instant, on: bool) {
+        self.health.maintenance = on;
+        if on && self.lease.leader_epoch(now).is_some() {
+            let to = self.best_standby();
+            self.lease.request_switchover(now, to);
+        }
+        self.update(now);
+    }
+
+    /// The alive master candidate with the best health and replica, by the gossip metadata.
+    fn best_standby(&self) -> Option<NodeId> {
+        self.membership
+            .members()
+            .filter(|m| m.id != self.spec.me && m.state == MemberState::Alive)
+            .filter_map(|m| m.meta.map(|meta| (m.id, meta)))
+            .filter(|(_, meta)| meta.roles.contains(Roles::MASTER) && meta.health.is_healthy())
+            .max_by_key(|(id, meta)| (meta.replica.metadata_version, std::cmp::Reverse(*id)))
+            .map(|(id, _)| id)
+    }
+
+    fn desired(&self, now: Instant) -> Desired {
+        match (self.lease.leader_epoch(now), self.lease.lease_end()) {
+            (Some(epoch), Some(lease_end)) => Desired::Leader { epoch, lease_end },
+            _ => Desired::Standby,
+        }
+    }
+
+    /// Recomputes eligibility, metadata and the plan.
+    fn update(&mut self, now: Instant) {
+        self.now = now;
+        if let Some(priority) = self.spec.candidate {
+            let newest = None;
+            let e = roles::eligibility(priority, &self.health, self.replica, newest, self.files);
+            if self.eligibility.as_ref() != Some(&e) {
+                self.lease.set_eligibility(now, e.clone());
+                self.events.push_back(AgentEvent::Eligibility(e.clone()));
+                self.eligibility = Some(e);
+            }
+        }
+        // Fencing complete: release the voters.
+        if let Some(epoch) = self.lease.fencing()
+            && self.pending.is_none()
+            && self.observed.is_fenced(now)
+        {
+            self.lease.fenced(now, epoch);
+            self.events.push_back(AgentEvent::Fenced { epoch });
+        }
+        self.publish_meta(now);
+        if self.pending.is_none() && self.retry_at.is_none_or(|t| now >= t) {
+            self.retry_at = None;
+            self.actions = plan::next_actions(self.desired(now), &self.observed, self.spec.backend, now).into();
+        }
+    }
+
+    fn publish_meta(&mut self, now: Instant) {
+        let mut health = HealthFlags::default();
+        for (on, flag) in [
+            (self.health.undervoltage, HealthFlags::UNDERVOLTAGE),
+            (self.health.throttled, HealthFlags::THROTTLED),
+            (self.health.maintenance, HealthFlags::MAINTENANCE),
+            (self.lease.fencing().is_some(), HealthFlags::FENCED),
+        ] {
+            if on {
+                health = health | flag;
+            }
+        }
+        let (holder, epoch) = match self.lease.known_holder() {
+            Some((h, e, _)) => (Some(h), e),
+            None => (None, self.lease.highest_epoch()),
+        };
+        let replica = match self.replica {
+            ReplicaState::UpToDate => ReplicaView { state: super::membership::ReplicaState::UpToDate, metadata_version: 0 },
+            ReplicaState::Syncing => ReplicaView { state: super::membership::ReplicaState::Syncing, metadata_version: 0 },
+            ReplicaState::Outdated => ReplicaView { state: super::membership::ReplicaState::Outdated, metadata_version: 0 },
+            ReplicaState::Diskless => ReplicaView { state: super::membership::ReplicaState::Diskless, metadata_version: 0 },
+            ReplicaState::Version { version, .. } => ReplicaView { state: super::membership::ReplicaState::UpToDate, metadata_version: version },
+            ReplicaState::Unknown => ReplicaView::default(),
+        };
+        let meta = NodeMeta { health, lease: LeaseView { epoch, holder }, replica, ..self.meta.clone() };
+        if meta != self.meta {
+            self.meta = meta.clone();
+            self.membership.set_local_meta(meta);
+        }
+        let _ = now;
+    }
+
+    /// A snapshot for `mooseherd status`.
+    pub fn status(&self, now: Instant) -> AgentStatus {
+        let role = if self.lease.leader_epoch(now).is_some() {
+            NodeRole::Leader
+        } else if self.lease.fencing().is_some() {
+            NodeRole::Fencing
+        } else if self.spec.candidate.is_some() {
+            NodeRole::Standby
+        } else {
+            NodeRole::Member
+        };
+        let known = self.lease.known_holder();
+        let gossip_holder = self.gossip_leader();
+        let (leader, epoch, left) = match known {
+            Some((h, e, until)) => (Some(h), e, Some(until.saturating_since(now).as_millis() as u64)),
+            None => match gossip_holder {
+                Some((h, e)) => (Some(h), e, None),
+                None => (None, self.lease.highest_epoch(), None),
+            },
+        };
+        let members = self
+            .membership
+            .members()
+            .map(|m| MemberStatus {
+                id: m.id,
+                state: format!("{:?}", m.state).to_lowercase(),
+                incarnation: m.incarnation,
+                state_for_ms: now.saturating_since(m.state_since).as_millis() as u64,
+                meta: m.meta,
+            })
+            .collect();
+        AgentStatus {
+            node: self.spec.me,
+            role,
+            leader,
+            epoch,
+            lease_left_ms: left,
+            eligible: self.eligibility.as_ref().is_some_and(|e| e.eligible),
+            eligibility: self.eligibility.as_ref().map_or_else(|| "not a master candidate".into(), |e| e.reason.clone()),
+            local_health_score: self.membership.local_health(),
+            host: self.observed,
+            pending_action: self.pending,
+            members,
+        }
+    }
+
+    /// The leader most alive members report in their gossip metadata (highest epoch wins).
+    fn gossip_leader(&self) -> Option<(NodeId, u64)> {
+        let mut votes: BTreeMap<(u64, NodeId), usize> = BTreeMap::new();
+        for m in self.membership.members().filter(|m| m.state == MemberState::Alive) {
+            if let Some(meta) = m.meta
+                && let Some(h) = meta.lease.holder
+            {
+                *votes.entry((meta.lease.epoch, h)).or_default() += 1;
+            }
+        }
+        votes.keys().next_back().map(|(e, h)| (*h, *e))
+    }
+}
+
+impl Machine for Agent {
+    type Msg = AgentMsg;
+    type Event = AgentEvent;
+
+    fn id(&self) -> NodeId {
+        self.spec.me
+    }
+
+    fn handle_message(&mut self, now: Instant, from: NodeId, msg: AgentMsg) {
+        match msg {
+            AgentMsg::Gossip(g) => self.membership.handle_message(now, from, g),
+            AgentMsg::Lease(l) => self.lease.handle_message(now, from, l),
+        }
+        self.update(now);
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.membership.handle_timeout(now);
+        self.lease.handle_timeout(now);
+        self.update(now);
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        [self.membership.poll_timeout(), self.lease.poll_timeout(), self.retry_at].into_iter().flatten().min()
+    }
+
+    fn poll_transmit(&mut self) -> Option<Transmit<AgentMsg>> {
+        if let Some(t) = self.lease.poll_transmit() {
+            return Some(Transmit { to: t.to, msg: AgentMsg::Lease(t.msg) });
+        }
+        self.membership.poll_transmit().map(|t| Transmit { to: t.to, msg: AgentMsg::Gossip(t.msg) })
+    }
+
+    fn poll_event(&mut self) -> Option<AgentEvent> {
+        if let Some(e) = self.lease.poll_event() {
+            return Some(AgentEvent::Lease(e));
+        }
+        if let Some(e) = self.membership.poll_event() {
+            return Some(AgentEvent::Member(e));
+        }
+        self.events.pop_front()
+    }
+}
