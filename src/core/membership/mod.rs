@@ -24,7 +24,13 @@
 //!   learns what the rack thinks of it (startup full-state pull, pings that carry its own state
 //!   first) and refutes with a higher incarnation. Down members are still probed at a low rate.
 //! - The Local Health Multiplier also stretches suspicion timeouts: a node with evidence of its
-//!   own slowness waits longer before declaring others down.
+//!   own slowness waits longer before declaring others down. All timings are also stretched by
+//!   the measured probe round trip beyond the configured probe timeout (a TCP-style RTO), so a
+//!   jittery network does not make every probe fail; the total stretch is capped at 9x.
+//! - A node holding a suspicion probes the suspect itself first (and again every half minimum
+//!   timeout): epidemic dissemination leaves a small chance that one node misses the refutation
+//!   entirely, and then its own probe's Ack carries it. Without this, 50 nodes at 20 % loss and
+//!   200 ms jitter saw about one false Down per 10 simulated minutes.
 //! - A node that notices it was not run for several probe intervals (paused, starved) voids its
 //!   running probe and pushes its suspicion deadlines back by the gap: silence it could not hear
 //!   proves nothing.

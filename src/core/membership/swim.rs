@@ -125,8 +125,8 @@ struct Suspicion {
     started: Instant,
     confirmers: Vec<NodeId>,
     deadline: Instant,
-    /// This node has probed the suspect itself since the suspicion started.
-    probed: bool,
+    /// When this node last probed the suspect itself during this suspicion.
+    last_probe: Option<Instant>,
 }
 
 #[derive(Debug, Clone)]
@@ -502,7 +502,7 @@ impl Membership {
                 started: now,
                 confirmers: Vec::new(),
                 deadline,
-                probed: accuser == self.me,
+                last_probe: (accuser == self.me).then_some(now),
             });
         }
         self.set_state(id, MemberState::Suspect, now);
@@ -757,16 +757,19 @@ impl Membership {
         });
     }
 
-    fn next_target(&mut self) -> Option<NodeId> {
-        // A suspect this node has not checked itself comes first: either our probe fails too
+    fn next_target(&mut self, now: Instant) -> Option<NodeId> {
+        // A suspect this node has not checked lately comes first: either our probe fails too
         // (an independent confirmation) or its Ack carries the refutation, even if the
-        // refutation's gossip missed us.
-        let unchecked = self
-            .members
-            .iter_mut()
-            .find_map(|(id, m)| m.suspicion.as_mut().filter(|s| !s.probed).map(|s| (id, s)));
-        if let Some((&id, s)) = unchecked {
-            s.probed = true;
+        // refutation's gossip missed us. Rechecked every half minimum suspicion timeout.
+        let recheck = self.scaled(self.cfg.suspicion_min) / 2;
+        let due = self.members.iter_mut().find_map(|(id, m)| {
+            m.suspicion
+                .as_mut()
+                .filter(|s| s.last_probe.is_none_or(|t| now >= t + recheck))
+                .map(|s| (id, s))
+        });
+        if let Some((&id, s)) = due {
+            s.last_probe = Some(now);
             return Some(id);
         }
         for _ in 0..=self.members.len() {
@@ -803,7 +806,7 @@ impl Membership {
     fn probe_tick(&mut self, now: Instant) {
         self.finish_probe(now);
         self.ticks += 1;
-        if let Some(target) = self.next_target() {
+        if let Some(target) = self.next_target(now) {
             let seq = self.fresh_seq();
             self.send(target, |updates| GossipMsg::Ping { seq, updates });
             self.probe = Some(Probe {
