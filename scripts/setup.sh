@@ -8,7 +8,7 @@ APT_PACKAGES=(
   # build
   gcc git pkg-config ca-certificates
   # aarch64: clang/llvm-ar for C code in the static musl build, qemu-user to run its tests
-  clang llvm qemu-user-static
+  clang llvm qemu-user-static binfmt-support
   # systemd-analyze verifies the unit
   systemd
   # the lab rack: namespaces, VIP, ARP, packet loss, real MooseFS
@@ -35,6 +35,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   # A clean-up hook on some images removes .debs mid-run ("cannot access archive"): retry once.
   apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=900 "${missing[@]}" >/dev/null \
     || { sleep 5; apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=900 "${missing[@]}" >/dev/null; }
+fi
+
+# Tests of the aarch64 build start the aarch64 binary: the kernel must hand it to qemu (binfmt_misc).
+if [ "$(id -u)" = 0 ]; then
+  mountpoint -q /proc/sys/fs/binfmt_misc 2>/dev/null || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null || true
+  [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || true
+fi
+if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
+  echo "setup: warning: binfmt_misc has no qemu-aarch64 entry; tests of the aarch64 build that start the agent will fail" >&2
 fi
 
 if ! command -v rustup >/dev/null 2>&1; then

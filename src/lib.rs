@@ -6,6 +6,8 @@
 
 pub mod config;
 pub mod core;
+pub mod host;
 pub mod proof;
+pub mod runtime;
 pub mod sim;
 pub mod wire;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use mooseherd::config::{self, Catalog, HostChecks, Rack, Role, Severity};
+use mooseherd::runtime::control::{self, Request, Response, StatusReport};
 
 /// Highly available MooseFS for Raspberry Pi racks.
 ///
@@ -54,6 +55,25 @@ enum Command {
     CheckConfig(CheckConfigArgs),
     /// List the boards this binary knows, or show one board's pins.
     Boards(BoardsArgs),
+    /// Run the agent on this node (systemd starts it; see systemd/mooseherd.service).
+    ///
+    /// It gossips with the other agents, takes part in the quorum lease and drives this node's
+    /// roles. SIGTERM makes a leader step down and fence before the process exits.
+    Agent(AgentArgs),
+    /// Show the rack as the local agent sees it: members, leader, epoch, lease time left, wire
+    /// counters.
+    Status(StatusArgs),
+    /// Hand the master role over: the leader fences itself, releases its voters and asks the
+    /// chosen standby (or the best one) to take over. Run it on the leader's node. Root only.
+    Switchover(SwitchoverArgs),
+    /// Put this node in maintenance (never stands for master; a leader hands over) or take it
+    /// out. Root only.
+    Maintenance(MaintenanceArgs),
+    /// Create a gossip keyring (mode 0600), or rotate keys in one without downtime.
+    ///
+    /// Rotation: `--add` on every node (new key opens, old key still seals), then `--promote ID`
+    /// on every node (new key seals), then `--remove OLD` on every node. See docs/keyring.md.
+    Keygen(KeygenArgs),
     /// Print the version, git commit and target.
     Version,
     /// Prove the lease in simulation: many seeded schedules of crashes, pauses, partitions, loss,
@@ -63,6 +83,70 @@ enum Command {
     /// A violation prints its seed, the fault schedule and the command that replays it.
     /// Exit status: 0 when no schedule violated an invariant, 1 otherwise.
     Sim(SimArgs),
+}
+
+#[derive(Debug, Args)]
+struct AgentArgs {
+    /// This node's name in the rack file (default: the host name).
+    #[arg(long)]
+    node: Option<String>,
+    /// Control socket (default: the rack file's `control_socket`).
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    /// State directory (default: the rack file's `state_dir`).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct SocketArgs {
+    /// The agent's control socket (default: the rack file's `control_socket`, or
+    /// /run/mooseherd/control when the rack file cannot be read).
+    #[arg(long)]
+    socket: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct StatusArgs {
+    #[command(flatten)]
+    socket: SocketArgs,
+    /// Print the agent's full status as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct SwitchoverArgs {
+    #[command(flatten)]
+    socket: SocketArgs,
+    /// The master candidate to hand over to (default: the best standby).
+    #[arg(long)]
+    to: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct MaintenanceArgs {
+    #[command(flatten)]
+    socket: SocketArgs,
+    /// `on` or `off`.
+    #[arg(value_parser = ["on", "off"])]
+    state: String,
+}
+
+#[derive(Debug, Args)]
+struct KeygenArgs {
+    /// The keyring file (default: /etc/mooseherd/keyring).
+    #[arg(default_value = mooseherd::wire::keyring::DEFAULT_KEYRING_PATH)]
+    path: PathBuf,
+    /// Append a new key that opens frames but does not seal yet (rotation step 1).
+    #[arg(long, conflicts_with_all = ["promote", "remove"])]
+    add: bool,
+    /// Make key ID the sealing key (rotation step 2).
+    #[arg(long, value_name = "ID", conflicts_with = "remove")]
+    promote: Option<u8>,
+    /// Remove key ID (rotation step 3; the last key cannot be removed).
+    #[arg(long, value_name = "ID")]
+    remove: Option<u8>,
 }
 
 #[derive(Debug, Args)]
@@ -150,8 +234,10 @@ fn init_logging(cli: &Cli) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("MOOSEHERD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match cli.log_format {
         LogFormat::Text => builder.init(),
@@ -179,6 +265,29 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Boards(args) => boards(&args),
         Command::Sim(args) => sim(&args),
+        Command::Agent(args) => {
+            mooseherd::runtime::run(mooseherd::runtime::AgentOptions {
+                config: cli.config,
+                node: args.node,
+                socket: args.socket,
+                state_dir: args.state_dir,
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status(args) => status(&cli.config, &args),
+        Command::Switchover(args) => {
+            let req = Request::Switchover {
+                to: args.to.clone(),
+            };
+            control_call(&cli.config, &args.socket, &req)
+        }
+        Command::Maintenance(args) => {
+            let req = Request::Maintenance {
+                on: args.state == "on",
+            };
+            control_call(&cli.config, &args.socket, &req)
+        }
+        Command::Keygen(args) => keygen(&args),
         Command::Version => {
             println!("mooseherd {}", version_line());
             Ok(ExitCode::SUCCESS)
@@ -405,4 +514,192 @@ fn sim(args: &SimArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+fn socket_path(config: &std::path::Path, s: &SocketArgs) -> PathBuf {
+    if let Some(p) = &s.socket {
+        return p.clone();
+    }
+    match Rack::load(config, HostChecks::NONE) {
+        Ok((rack, _)) => rack.cluster.control_socket,
+        Err(_) => PathBuf::from("/run/mooseherd/control"),
+    }
+}
+
+fn call(path: &PathBuf, req: &Request) -> anyhow::Result<Response> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(control::call(path, req))
+}
+
+fn control_call(
+    config: &std::path::Path,
+    s: &SocketArgs,
+    req: &Request,
+) -> anyhow::Result<ExitCode> {
+    let resp = call(&socket_path(config, s), req)?;
+    match (resp.ok, resp.message, resp.error) {
+        (true, m, _) => {
+            println!("{}", m.unwrap_or_else(|| "ok".into()));
+            Ok(ExitCode::SUCCESS)
+        }
+        (false, _, e) => {
+            eprintln!(
+                "mooseherd: {}",
+                e.unwrap_or_else(|| "the agent refused".into())
+            );
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn status(config: &std::path::Path, args: &StatusArgs) -> anyhow::Result<ExitCode> {
+    let resp = call(&socket_path(config, &args.socket), &Request::Status)?;
+    let Some(report) = resp.status else {
+        anyhow::bail!(
+            "{}",
+            resp.error
+                .unwrap_or_else(|| "the agent sent no status".into())
+        );
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", render_status(&report));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn render_status(r: &StatusReport) -> String {
+    use std::fmt::Write;
+    let name = |id: mooseherd::core::NodeId| {
+        r.names
+            .get(usize::from(id.0))
+            .cloned()
+            .unwrap_or_else(|| id.to_string())
+    };
+    let a = &r.agent;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "rack `{}` as seen from {} (host driver: {}, up {} s, mooseherd {})",
+        r.rack, r.node, r.host, r.uptime_s, r.version
+    );
+    let leader = a.leader.map(name).unwrap_or_else(|| "none".into());
+    let left = a
+        .lease_left_ms
+        .map(|ms| format!(", lease {:.1} s left", ms as f64 / 1000.0))
+        .unwrap_or_default();
+    let _ = writeln!(out, "leader: {leader}, epoch {}{left}", a.epoch);
+    let _ = writeln!(
+        out,
+        "this node: {:?}, {} ({})",
+        a.role,
+        if a.eligible {
+            "eligible"
+        } else {
+            "not eligible"
+        },
+        a.eligibility
+    );
+    let _ = writeln!(
+        out,
+        "{:<10} {:<8} {:>4} {:<26} {:<14} {:<10} {:<12}",
+        "NODE", "STATE", "INC", "ROLES", "LEASE VIEW", "REPLICA", "HEALTH"
+    );
+    for m in &a.members {
+        let (roles, lease, replica, health) = match &m.meta {
+            Some(meta) => {
+                let mut roles = Vec::new();
+                for (bit, n) in [
+                    (1u8, "master"),
+                    (2, "chunkserver"),
+                    (4, "worker"),
+                    (8, "voter"),
+                ] {
+                    if meta.roles.0 & bit != 0 {
+                        roles.push(n);
+                    }
+                }
+                let lease = match meta.lease.holder {
+                    Some(h) => format!("{} @{}", name(h), meta.lease.epoch),
+                    None => format!("- @{}", meta.lease.epoch),
+                };
+                let health = if meta.health.0 == 0 {
+                    "ok".to_string()
+                } else {
+                    format!("flags {:#x}", meta.health.0)
+                };
+                (
+                    roles.join(","),
+                    lease,
+                    format!("{:?}", meta.replica.state).to_lowercase(),
+                    health,
+                )
+            }
+            None => ("?".into(), "?".into(), "?".into(), "?".into()),
+        };
+        let me = if name(m.id) == r.node { "*" } else { "" };
+        let _ = writeln!(
+            out,
+            "{:<10} {:<8} {:>4} {:<26} {:<14} {:<10} {:<12}",
+            format!("{}{me}", name(m.id)),
+            m.state,
+            m.incarnation,
+            roles,
+            lease,
+            replica,
+            health
+        );
+    }
+    let w = &r.wire;
+    let _ = writeln!(
+        out,
+        "frames: {} sealed, {} delivered, {} rejected ({})",
+        w.sealed,
+        w.delivered,
+        w.rejects.total(),
+        serde_json::to_value(w.rejects)
+            .ok()
+            .and_then(|v| v.as_object().cloned())
+            .map(|o| o
+                .into_iter()
+                .filter(|(_, v)| v.as_u64().unwrap_or(0) > 0)
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", "))
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "none".into())
+    );
+    out
+}
+
+fn keygen(args: &KeygenArgs) -> anyhow::Result<ExitCode> {
+    use mooseherd::wire::keyring;
+    let p = &args.path;
+    if args.add {
+        let id = keyring::add_key(p).map_err(|e| anyhow::anyhow!("{e}"))?;
+        println!(
+            "{}: added key {id} (opens frames; still sealing with the old key). Next, on every node: mooseherd keygen {} --promote {id}",
+            p.display(),
+            p.display()
+        );
+    } else if let Some(id) = args.promote {
+        keyring::promote_key(p, id).map_err(|e| anyhow::anyhow!("{e}"))?;
+        println!(
+            "{}: key {id} now seals. When every node seals with it, remove the old key with --remove",
+            p.display()
+        );
+    } else if let Some(id) = args.remove {
+        keyring::remove_key(p, id).map_err(|e| anyhow::anyhow!("{e}"))?;
+        println!("{}: removed key {id}", p.display());
+    } else {
+        let id = keyring::keygen(p).map_err(|e| anyhow::anyhow!("{e}"))?;
+        println!(
+            "{}: new keyring with key {id} (mode 0600). Copy this same file to every node of the rack.",
+            p.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

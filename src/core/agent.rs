@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use super::lease::{Eligibility, LeaseConfig, LeaseDurable, LeaseEvent, LeaseMachine, LeaseMsg};
 use super::membership::{
-    GossipMsg, HealthFlags, LeaseView, MemberEvent, MemberState, Membership, MembershipConfig, NodeMeta, ReplicaView, Roles,
+    GossipMsg, HealthFlags, LeaseView, MemberEvent, MemberState, Membership, MembershipConfig,
+    NodeMeta, ReplicaView, Roles,
 };
 use super::plan::{self, Action, Backend, Desired, Observed};
 use super::roles::{self, Health, ReplicaState};
@@ -76,7 +77,11 @@ impl AgentSpec {
                 Replication::Metalogger => Backend::Metalogger,
                 Replication::SharedDir => Backend::SharedDir,
             },
-            lease: LeaseConfig::new(Duration::from_millis(c.lease_ms), Duration::from_millis(c.fence_budget_ms), c.max_drift_ppm),
+            lease: LeaseConfig::new(
+                Duration::from_millis(c.lease_ms),
+                Duration::from_millis(c.fence_budget_ms),
+                c.max_drift_ppm,
+            ),
             membership: MembershipConfig::for_rack(rack.nodes.len()),
             agent_version: agent_version(),
         }
@@ -87,7 +92,11 @@ impl AgentSpec {
 pub fn agent_version() -> u32 {
     let part = |s: &str| s.parse::<u32>().unwrap_or(0);
     let mut it = env!("CARGO_PKG_VERSION").split('.');
-    let (a, b, c) = (part(it.next().unwrap_or("0")), part(it.next().unwrap_or("0")), part(it.next().unwrap_or("0")));
+    let (a, b, c) = (
+        part(it.next().unwrap_or("0")),
+        part(it.next().unwrap_or("0")),
+        part(it.next().unwrap_or("0")),
+    );
     (a << 16) | (b << 8) | c
 }
 
@@ -99,13 +108,18 @@ pub enum AgentEvent {
     /// This node's eligibility changed (with the reason).
     Eligibility(Eligibility),
     /// Fencing for `epoch` is complete; voters were released.
-    Fenced { epoch: u64 },
+    Fenced {
+        epoch: u64,
+    },
     /// A host action failed; it is retried after a back-off.
-    ActionFailed { action: Action, error: String },
+    ActionFailed {
+        action: Action,
+        error: String,
+    },
 }
 
 /// The node's role as the status shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NodeRole {
     Leader,
@@ -118,7 +132,7 @@ pub enum NodeRole {
 }
 
 /// One member in the status.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MemberStatus {
     pub id: NodeId,
     pub state: String,
@@ -128,7 +142,7 @@ pub struct MemberStatus {
 }
 
 /// A snapshot of what this agent knows, for `mooseherd status`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AgentStatus {
     pub node: NodeId,
     pub role: NodeRole,
@@ -155,6 +169,8 @@ pub struct Agent {
     replica: ReplicaState,
     files: u64,
     eligibility: Option<Eligibility>,
+    /// Health readings arrived at least once (eligibility is not judged before).
+    health_known: bool,
     meta: NodeMeta,
     pending: Option<Action>,
     retry_at: Option<Instant>,
@@ -165,10 +181,28 @@ pub struct Agent {
 
 impl Agent {
     /// A node (re)starting at `now`, with its persisted lease state and what the host looks like.
-    pub fn new(spec: AgentSpec, durable: LeaseDurable, observed: Observed, seed: u64, now: Instant) -> Self {
+    pub fn new(
+        spec: AgentSpec,
+        durable: LeaseDurable,
+        observed: Observed,
+        seed: u64,
+        now: Instant,
+    ) -> Self {
         let membership = Membership::new(spec.me, &spec.nodes, spec.membership.clone(), seed, now);
-        let lease = LeaseMachine::new(spec.me, &spec.voters, spec.candidate.is_some(), spec.lease.clone(), durable, seed ^ 0x5eed, now);
-        let meta = NodeMeta { roles: spec.roles, agent_version: spec.agent_version, ..NodeMeta::default() };
+        let lease = LeaseMachine::new(
+            spec.me,
+            &spec.voters,
+            spec.candidate.is_some(),
+            spec.lease.clone(),
+            durable,
+            seed ^ 0x5eed,
+            now,
+        );
+        let meta = NodeMeta {
+            roles: spec.roles,
+            agent_version: spec.agent_version,
+            ..NodeMeta::default()
+        };
         let mut a = Agent {
             spec,
             membership,
@@ -178,6 +212,7 @@ impl Agent {
             replica: ReplicaState::Unknown,
             files: 0,
             eligibility: None,
+            health_known: false,
             meta,
             pending: None,
             retry_at: None,
@@ -211,6 +246,7 @@ impl Agent {
         self.health = health;
         self.replica = replica;
         self.files = files;
+        self.health_known = true;
         self.update(now);
     }
 
@@ -224,7 +260,8 @@ impl Agent {
     /// The action in flight failed; the plan is tried again after a short back-off.
     pub fn action_failed(&mut self, now: Instant, observed: Observed, error: String) {
         if let Some(action) = self.pending.take() {
-            self.events.push_back(AgentEvent::ActionFailed { action, error });
+            self.events
+                .push_back(AgentEvent::ActionFailed { action, error });
         }
         self.observed = observed;
         self.retry_at = Some(now + Duration::from_millis(500));
@@ -280,12 +317,25 @@ impl Agent {
     /// Recomputes eligibility, metadata and the plan.
     fn update(&mut self, now: Instant) {
         self.now = now;
-        if let Some(priority) = self.spec.candidate {
+        if let Some(priority) = self.spec.candidate
+            && self.health_known
+        {
             let newest = None;
             let e = roles::eligibility(priority, &self.health, self.replica, newest, self.files);
+            // Tell the user when the verdict changes (not when free memory moves by 0.1 GiB).
+            let changed = match &self.eligibility {
+                None => true,
+                Some(old) => {
+                    old.eligible != e.eligible
+                        || old.priority != e.priority
+                        || (!e.eligible && old.reason != e.reason)
+                }
+            };
+            if changed {
+                self.events.push_back(AgentEvent::Eligibility(e.clone()));
+            }
             if self.eligibility.as_ref() != Some(&e) {
                 self.lease.set_eligibility(now, e.clone());
-                self.events.push_back(AgentEvent::Eligibility(e.clone()));
                 self.eligibility = Some(e);
             }
         }
@@ -300,7 +350,9 @@ impl Agent {
         self.publish_meta(now);
         if self.pending.is_none() && self.retry_at.is_none_or(|t| now >= t) {
             self.retry_at = None;
-            self.actions = plan::next_actions(self.desired(now), &self.observed, self.spec.backend, now).into();
+            self.actions =
+                plan::next_actions(self.desired(now), &self.observed, self.spec.backend, now)
+                    .into();
         }
     }
 
@@ -321,14 +373,34 @@ impl Agent {
             None => (None, self.lease.highest_epoch()),
         };
         let replica = match self.replica {
-            ReplicaState::UpToDate => ReplicaView { state: super::membership::ReplicaState::UpToDate, metadata_version: 0 },
-            ReplicaState::Syncing => ReplicaView { state: super::membership::ReplicaState::Syncing, metadata_version: 0 },
-            ReplicaState::Outdated => ReplicaView { state: super::membership::ReplicaState::Outdated, metadata_version: 0 },
-            ReplicaState::Diskless => ReplicaView { state: super::membership::ReplicaState::Diskless, metadata_version: 0 },
-            ReplicaState::Version { version, .. } => ReplicaView { state: super::membership::ReplicaState::UpToDate, metadata_version: version },
+            ReplicaState::UpToDate => ReplicaView {
+                state: super::membership::ReplicaState::UpToDate,
+                metadata_version: 0,
+            },
+            ReplicaState::Syncing => ReplicaView {
+                state: super::membership::ReplicaState::Syncing,
+                metadata_version: 0,
+            },
+            ReplicaState::Outdated => ReplicaView {
+                state: super::membership::ReplicaState::Outdated,
+                metadata_version: 0,
+            },
+            ReplicaState::Diskless => ReplicaView {
+                state: super::membership::ReplicaState::Diskless,
+                metadata_version: 0,
+            },
+            ReplicaState::Version { version, .. } => ReplicaView {
+                state: super::membership::ReplicaState::UpToDate,
+                metadata_version: version,
+            },
             ReplicaState::Unknown => ReplicaView::default(),
         };
-        let meta = NodeMeta { health, lease: LeaseView { epoch, holder }, replica, ..self.meta.clone() };
+        let meta = NodeMeta {
+            health,
+            lease: LeaseView { epoch, holder },
+            replica,
+            ..self.meta.clone()
+        };
         if meta != self.meta {
             self.meta = meta.clone();
             self.membership.set_local_meta(meta);
@@ -350,7 +422,11 @@ impl Agent {
         let known = self.lease.known_holder();
         let gossip_holder = self.gossip_leader();
         let (leader, epoch, left) = match known {
-            Some((h, e, until)) => (Some(h), e, Some(until.saturating_since(now).as_millis() as u64)),
+            Some((h, e, until)) => (
+                Some(h),
+                e,
+                Some(until.saturating_since(now).as_millis() as u64),
+            ),
             None => match gossip_holder {
                 Some((h, e)) => (Some(h), e, None),
                 None => (None, self.lease.highest_epoch(), None),
@@ -374,7 +450,10 @@ impl Agent {
             epoch,
             lease_left_ms: left,
             eligible: self.eligibility.as_ref().is_some_and(|e| e.eligible),
-            eligibility: self.eligibility.as_ref().map_or_else(|| "not a master candidate".into(), |e| e.reason.clone()),
+            eligibility: self
+                .eligibility
+                .as_ref()
+                .map_or_else(|| "not a master candidate".into(), |e| e.reason.clone()),
             local_health_score: self.membership.local_health(),
             host: self.observed,
             pending_action: self.pending,
@@ -385,7 +464,11 @@ impl Agent {
     /// The leader most alive members report in their gossip metadata (highest epoch wins).
     fn gossip_leader(&self) -> Option<(NodeId, u64)> {
         let mut votes: BTreeMap<(u64, NodeId), usize> = BTreeMap::new();
-        for m in self.membership.members().filter(|m| m.state == MemberState::Alive) {
+        for m in self
+            .membership
+            .members()
+            .filter(|m| m.state == MemberState::Alive)
+        {
             if let Some(meta) = m.meta
                 && let Some(h) = meta.lease.holder
             {
@@ -419,14 +502,27 @@ impl Machine for Agent {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        [self.membership.poll_timeout(), self.lease.poll_timeout(), self.retry_at].into_iter().flatten().min()
+        [
+            self.membership.poll_timeout(),
+            self.lease.poll_timeout(),
+            self.retry_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn poll_transmit(&mut self) -> Option<Transmit<AgentMsg>> {
         if let Some(t) = self.lease.poll_transmit() {
-            return Some(Transmit { to: t.to, msg: AgentMsg::Lease(t.msg) });
+            return Some(Transmit {
+                to: t.to,
+                msg: AgentMsg::Lease(t.msg),
+            });
         }
-        self.membership.poll_transmit().map(|t| Transmit { to: t.to, msg: AgentMsg::Gossip(t.msg) })
+        self.membership.poll_transmit().map(|t| Transmit {
+            to: t.to,
+            msg: AgentMsg::Gossip(t.msg),
+        })
     }
 
     fn poll_event(&mut self) -> Option<AgentEvent> {

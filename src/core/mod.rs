@@ -21,7 +21,7 @@ pub mod machine;
 pub mod membership;
 
 pub use machine::{Machine, Transmit};
+pub mod agent;
 pub mod lease;
 pub mod plan;
 pub mod roles;
-pub mod agent;

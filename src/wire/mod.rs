@@ -166,7 +166,7 @@ pub enum Reject {
 
 /// How many frames were dropped, by reason, plus the unsynced ones (authenticated but not
 /// delivered because they echoed a stale incarnation; answered with a sync frame).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct RejectCounts {
     /// [`Reject::TooShort`].
     pub too_short: u64,
@@ -257,7 +257,7 @@ impl RejectCounts {
 }
 
 /// Traffic counters of an [`Endpoint`] (serialized into status and metrics).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct WireStats {
     /// Frames sealed, sync frames included.
     pub sealed: u64,

@@ -1,0 +1,191 @@
+//! The control socket: a Unix stream socket where `mooseherd status`, `switchover` and
+//! `maintenance` talk to the running agent, one JSON request and one JSON response per line.
+//!
+//! Who may do what: anyone who can open the socket (mode 0660, root and the socket's group) may
+//! read the status; commands that change the rack (switchover, maintenance) are refused unless the
+//! caller's uid (checked with SO_PEERCRED) is root or the agent's own.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::core::agent::AgentStatus;
+use crate::wire::WireStats;
+
+/// Longest request line accepted.
+const MAX_REQUEST: usize = 64 * 1024;
+
+/// A request to the agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "kebab-case")]
+pub enum Request {
+    Status,
+    /// Hand the master over (to the named node, or the best standby).
+    Switchover {
+        to: Option<String>,
+    },
+    /// Put this node in maintenance (not eligible; a leader hands over) or take it out.
+    Maintenance {
+        on: bool,
+    },
+}
+
+impl Request {
+    /// Whether the request changes the rack (root only).
+    pub fn mutates(&self) -> bool {
+        !matches!(self, Request::Status)
+    }
+}
+
+/// What the agent answers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Response {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<StatusReport>,
+}
+
+impl Response {
+    pub fn error(e: impl Into<String>) -> Self {
+        Response {
+            ok: false,
+            error: Some(e.into()),
+            message: None,
+            status: None,
+        }
+    }
+    pub fn message(m: impl Into<String>) -> Self {
+        Response {
+            ok: true,
+            error: None,
+            message: Some(m.into()),
+            status: None,
+        }
+    }
+}
+
+/// The status of one agent, as `mooseherd status --json` prints it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusReport {
+    pub rack: String,
+    /// This node's name.
+    pub node: String,
+    /// Node names by id (index).
+    pub names: Vec<String>,
+    /// The host driver (`dry-run` or `linux`).
+    pub host: String,
+    pub uptime_s: u64,
+    pub agent: AgentStatus,
+    /// Frames sealed, delivered and rejected (by reason).
+    pub wire: WireStats,
+    pub version: String,
+}
+
+/// A request waiting for the agent loop, with the caller's uid and where to answer.
+pub struct Pending {
+    pub request: Request,
+    pub uid: u32,
+    pub reply: oneshot::Sender<Response>,
+}
+
+/// Binds the control socket at `path`. Refuses to start when another agent answers there.
+pub async fn bind(path: &Path) -> anyhow::Result<UnixListener> {
+    if let Some(dir) = path.parent() {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o750)
+            .create(dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
+    }
+    if path.exists() {
+        if UnixStream::connect(path).await.is_ok() {
+            bail!(
+                "another agent is already running on control socket {} (stop it first, or give this one --socket)",
+                path.display()
+            );
+        }
+        std::fs::remove_file(path)
+            .with_context(|| format!("removing stale socket {}", path.display()))?;
+    }
+    let listener = UnixListener::bind(path)
+        .with_context(|| format!("binding control socket {}", path.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+        .with_context(|| format!("chmod {}", path.display()))?;
+    Ok(listener)
+}
+
+/// Accepts connections forever, passing each request to the agent loop.
+pub async fn serve(listener: UnixListener, to_agent: mpsc::Sender<Pending>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let to_agent = to_agent.clone();
+        tokio::spawn(async move {
+            if let Err(e) = handle(stream, to_agent).await {
+                tracing::debug!("control connection: {e:#}");
+            }
+        });
+    }
+}
+
+async fn handle(stream: UnixStream, to_agent: mpsc::Sender<Pending>) -> anyhow::Result<()> {
+    let uid = stream.peer_cred().map(|c| c.uid()).unwrap_or(u32::MAX);
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    let mut reader = BufReader::new(read.take(MAX_REQUEST as u64));
+    tokio::time::timeout(Duration::from_secs(5), reader.read_line(&mut line))
+        .await
+        .context("request timed out")??;
+    let response = match serde_json::from_str::<Request>(line.trim()) {
+        Err(e) => Response::error(format!("bad request: {e}")),
+        Ok(request) => {
+            let (tx, rx) = oneshot::channel();
+            to_agent
+                .send(Pending {
+                    request,
+                    uid,
+                    reply: tx,
+                })
+                .await
+                .context("agent loop gone")?;
+            rx.await.context("agent loop dropped the request")?
+        }
+    };
+    let mut out = serde_json::to_vec(&response)?;
+    out.push(b'\n');
+    write.write_all(&out).await?;
+    Ok(())
+}
+
+/// Sends one request to the agent at `path` and returns its response.
+pub async fn call(path: &PathBuf, request: &Request) -> anyhow::Result<Response> {
+    let stream = UnixStream::connect(path).await.with_context(|| {
+        format!("cannot reach the agent at {} (is `mooseherd agent` running? give --socket or --config)", path.display())
+    })?;
+    let (read, mut write) = stream.into_split();
+    let mut req = serde_json::to_vec(request)?;
+    req.push(b'\n');
+    write.write_all(&req).await?;
+    let mut line = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        BufReader::new(read).read_line(&mut line),
+    )
+    .await
+    .context("the agent did not answer within 10 s")??;
+    serde_json::from_str(line.trim())
+        .with_context(|| format!("unreadable answer from the agent: {line:?}"))
+}

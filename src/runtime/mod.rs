@@ -1,0 +1,385 @@
+//! The runtime: the tokio loop that connects the agent core to the world. It owns the UDP socket
+//! (gossip and lease frames, sealed by [`crate::wire`]), the timers, the control socket, the host
+//! driver and the durable state file. It decides nothing: every decision is the core's.
+//!
+//! Loop invariants:
+//! - durable lease state is written (fsync) before any frame polled after a change is sent;
+//! - host actions run one at a time, in the plan's order;
+//! - on SIGTERM a leader steps down and fences before the process exits (bounded by the lease).
+
+pub mod control;
+pub mod state;
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, SocketAddrV4};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use crate::config::{HostChecks, Rack};
+use crate::core::agent::{Agent, AgentEvent, AgentMsg, AgentSpec, NodeRole};
+use crate::core::lease::LeaseEvent;
+use crate::core::membership::MemberEvent;
+use crate::core::roles::ReplicaState;
+use crate::core::{Instant, Machine, NodeId};
+use crate::host::Host;
+use crate::host::dry_run::{DryRunHost, describe};
+use crate::wire::{Endpoint, Keyring, Opened, fresh_incarnation};
+use control::{Pending, Request, Response, StatusReport};
+
+/// How the agent is started.
+#[derive(Debug, Clone)]
+pub struct AgentOptions {
+    pub config: PathBuf,
+    /// This node's name; default: the host name.
+    pub node: Option<String>,
+    /// Control socket; default: the rack file's `control_socket`.
+    pub socket: Option<PathBuf>,
+    /// State directory; default: the rack file's `state_dir`.
+    pub state_dir: Option<PathBuf>,
+}
+
+/// The monotonic clock the core sees: microseconds since the agent started.
+struct Clock(std::time::Instant);
+
+impl Clock {
+    fn now(&self) -> Instant {
+        Instant::from_micros(u64::try_from(self.0.elapsed().as_micros()).unwrap_or(u64::MAX))
+    }
+    fn deadline(&self, at: Instant) -> tokio::time::Instant {
+        tokio::time::Instant::from_std(self.0 + Duration::from_micros(at.as_micros()))
+    }
+}
+
+/// Runs the agent until SIGTERM/SIGINT (then fences if it leads, and exits).
+pub fn run(opts: AgentOptions) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    rt.block_on(run_async(opts))
+}
+
+fn pick_node<'r>(rack: &'r Rack, name: Option<&str>) -> anyhow::Result<&'r crate::config::Node> {
+    let name = match name {
+        Some(n) => n.to_string(),
+        None => nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_default(),
+    };
+    rack.node_by_name(&name).with_context(|| {
+        let names: Vec<&str> = rack.nodes.iter().map(|n| n.name.as_str()).collect();
+        format!(
+            "node `{name}` is not in {} (nodes: {}); give --node NAME",
+            rack.source.display(),
+            names.join(", ")
+        )
+    })
+}
+
+async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
+    let (rack, warnings) =
+        Rack::load(&opts.config, HostChecks::ALL).map_err(|e| anyhow::anyhow!("{e}"))?;
+    for w in &warnings {
+        warn!("{w}");
+    }
+    let node = pick_node(&rack, opts.node.as_deref())?.clone();
+    let me = node.id;
+    let span = tracing::info_span!("agent", node = %node.name);
+    let _enter = span.enter();
+    let names: Vec<String> = rack.nodes.iter().map(|n| n.name.clone()).collect();
+    let name_of = |id: NodeId| {
+        names
+            .get(usize::from(id.0))
+            .cloned()
+            .unwrap_or_else(|| id.to_string())
+    };
+    let keyring = Keyring::load(&rack.cluster.keyring).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let state_dir = opts
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| rack.cluster.state_dir.clone());
+    let (mut state, durable) = state::StateFile::open(&state_dir)?;
+    let nodes = u16::try_from(rack.nodes.len()).context("too many nodes")?;
+    let incarnation = fresh_incarnation().context("reading OS randomness")?;
+    let mut endpoint = Endpoint::new(me, nodes, rack.fingerprint(), keyring, incarnation)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let port = rack.cluster.gossip_port;
+    let addrs: BTreeMap<NodeId, SocketAddr> = rack
+        .nodes
+        .iter()
+        .map(|n| (n.id, SocketAddr::V4(SocketAddrV4::new(n.addr, port))))
+        .collect();
+    let bind = SocketAddr::V4(SocketAddrV4::new(node.addr, port));
+    let sock = UdpSocket::bind(bind).await.with_context(|| {
+        format!(
+            "binding UDP {bind} for node `{}`: is this machine {}? (give --node)",
+            node.name, node.addr
+        )
+    })?;
+    let socket_path = opts
+        .socket
+        .clone()
+        .unwrap_or_else(|| rack.cluster.control_socket.clone());
+    let listener = control::bind(&socket_path).await?;
+    let (ctl_tx, mut ctl_rx) = mpsc::channel::<Pending>(16);
+    tokio::spawn(control::serve(listener, ctl_tx));
+
+    let clock = Clock(std::time::Instant::now());
+    let mut host: Box<dyn Host> = Box::new(DryRunHost::new());
+    warn!(
+        "host driver: {} — actions are logged, not performed (the MooseFS/VIP drivers arrive with the lab rack)",
+        host.name()
+    );
+    let now = clock.now();
+    let observed = host.observe(now);
+    let seed = incarnation ^ u64::from(me.0);
+    let mut agent = Agent::new(
+        AgentSpec::from_rack(&rack, me),
+        durable,
+        observed,
+        seed,
+        now,
+    );
+    let mut maintenance = false;
+    let replica = ReplicaState::UpToDate;
+    agent.set_health(now, crate::host::sys::read_health(maintenance), replica, 0);
+    info!(
+        node = %node.name, id = me.0, addr = %bind, voters = rack.voters().count(), epoch = durable.highest(),
+        "agent started (rack `{}`, {} nodes, lease {} ms)", rack.cluster.name, nodes, rack.cluster.lease_ms
+    );
+
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("SIGTERM handler")?;
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("SIGINT handler")?;
+    let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
+    let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
+    let mut health_tick = tokio::time::interval(Duration::from_secs(5));
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    let mut shutdown_at: Option<Instant> = None;
+    let mut buf = vec![0u8; 2048];
+    let mut last_status = String::new();
+
+    loop {
+        // Drive: persist, send, act, report.
+        let now = clock.now();
+        state
+            .store(agent.durable())
+            .context("writing lease state: refusing to send anything that depends on it")?;
+        while let Some(t) = agent.poll_transmit() {
+            let Some(addr) = addrs.get(&t.to) else {
+                continue;
+            };
+            match endpoint.seal_msg(t.to, &t.msg) {
+                Ok(frame) => {
+                    if let Err(e) = sock.send_to(&frame, addr).await {
+                        debug!("send to {}: {e}", name_of(t.to));
+                    }
+                }
+                Err(e) => warn!("cannot seal a message for {}: {e}", name_of(t.to)),
+            }
+        }
+        while let Some(action) = agent.poll_action() {
+            debug!(
+                epoch = agent.lease().highest_epoch(),
+                "{}",
+                describe(&action)
+            );
+            let now = clock.now();
+            match host.execute(action, now) {
+                Ok(obs) => agent.observe(now, obs),
+                Err(e) => {
+                    let obs = host.observe(now);
+                    agent.action_failed(now, obs, e);
+                }
+            }
+        }
+        while let Some(ev) = agent.poll_event() {
+            log_event(&ev, &name_of);
+        }
+        let status_line = systemd_status(&agent, now, &name_of);
+        if status_line != last_status {
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Status(&status_line)]);
+            last_status = status_line;
+        }
+        if let Some(t) = shutdown_at {
+            let done = !matches!(agent.status(now).role, NodeRole::Leader | NodeRole::Fencing);
+            if done || now >= t {
+                info!(
+                    "stopped{}",
+                    if done {
+                        " (fenced)"
+                    } else {
+                        " (fencing deadline reached)"
+                    }
+                );
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+                let _ = std::fs::remove_file(&socket_path);
+                return Ok(());
+            }
+        }
+        let deadline = agent
+            .poll_timeout()
+            .map(|t| clock.deadline(t))
+            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(1));
+
+        tokio::select! {
+            r = sock.recv_from(&mut buf) => {
+                let Ok((len, from_addr)) = r else { continue };
+                let now = clock.now();
+                match endpoint.open_msg::<AgentMsg>(&buf[..len]) {
+                    Ok(Opened::Delivered { from, payload }) => agent.handle_message(now, from, payload),
+                    Ok(Opened::NeedsSync { from, reply }) => {
+                        if let Some(addr) = addrs.get(&from) {
+                            let _ = sock.send_to(&reply, addr).await;
+                        }
+                    }
+                    Ok(Opened::Synced { .. }) => {}
+                    Err(reason) => debug!(%from_addr, ?reason, "dropped a frame"),
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => agent.handle_timeout(clock.now()),
+            Some(p) = ctl_rx.recv() => {
+                let now = clock.now();
+                let response = if p.request.mutates() && p.uid != 0 && p.uid != nix::unistd::geteuid().as_raw() {
+                    Response::error(format!("{:?} needs root (your uid is {})", p.request, p.uid))
+                } else {
+                    match &p.request {
+                        Request::Status => Response {
+                            ok: true, error: None, message: None,
+                            status: Some(StatusReport {
+                                rack: rack.cluster.name.clone(),
+                                node: node.name.clone(),
+                                names: names.clone(),
+                                host: host.name().to_string(),
+                                uptime_s: now.as_micros() / 1_000_000,
+                                agent: agent.status(now),
+                                wire: *endpoint.stats(),
+                                version: env!("CARGO_PKG_VERSION").to_string(),
+                            }),
+                        },
+                        Request::Switchover { to } => {
+                            let target = match to {
+                                Some(n) => match rack.node_by_name(n) {
+                                    Some(t) if t.has(crate::config::Role::Master) => Ok(Some(t.id)),
+                                    Some(_) => Err(format!("`{n}` is not a master candidate")),
+                                    None => Err(format!("no node named `{n}` in the rack")),
+                                },
+                                None => Ok(None),
+                            };
+                            match target {
+                                Err(e) => Response::error(e),
+                                Ok(t) if agent.switchover(now, t) => {
+                                    info!("switchover asked{}: stepping down and fencing", t.map(|t| format!(" to {}", name_of(t))).unwrap_or_default());
+                                    Response::message(format!("{} steps down and hands over{}", node.name, t.map(|t| format!(" to {}", name_of(t))).unwrap_or_default()))
+                                }
+                                Ok(_) => {
+                                    let leader = agent.status(now).leader.map(&name_of).unwrap_or_else(|| "unknown".into());
+                                    Response::error(format!("{} is not the leader (the leader is {leader}); run switchover on the leader", node.name))
+                                }
+                            }
+                        }
+                        Request::Maintenance { on } => {
+                            maintenance = *on;
+                            agent.set_maintenance(now, *on);
+                            info!("maintenance {}", if *on { "on: not eligible" } else { "off" });
+                            Response::message(format!("{}: maintenance {}", node.name, if *on { "on" } else { "off" }))
+                        }
+                    }
+                };
+                let _ = p.reply.send(response);
+            }
+            _ = health_tick.tick() => {
+                let now = clock.now();
+                agent.set_health(now, crate::host::sys::read_health(maintenance), replica, 0);
+                let obs = host.observe(now);
+                if agent.status(now).pending_action.is_none() {
+                    agent.observe(now, obs);
+                }
+            }
+            _ = watchdog_tick.tick(), if watchdog.is_some() => {
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+            }
+            _ = sigterm.recv() => begin_shutdown(&mut agent, &clock, &mut shutdown_at),
+            _ = sigint.recv() => begin_shutdown(&mut agent, &clock, &mut shutdown_at),
+        }
+    }
+}
+
+fn begin_shutdown(agent: &mut Agent, clock: &Clock, shutdown_at: &mut Option<Instant>) {
+    let now = clock.now();
+    if shutdown_at.is_some() {
+        return;
+    }
+    if agent.switchover(now, None) {
+        info!("stopping: stepping down first (fence, then release the voters)");
+    } else {
+        info!("stopping");
+    }
+    *shutdown_at = Some(now + Duration::from_secs(5));
+}
+
+fn systemd_status(agent: &Agent, now: Instant, name_of: &dyn Fn(NodeId) -> String) -> String {
+    let s = agent.status(now);
+    let leader = s.leader.map(name_of).unwrap_or_else(|| "none".into());
+    format!("{:?}, epoch {}, leader {}", s.role, s.epoch, leader).to_lowercase()
+}
+
+fn log_event(ev: &AgentEvent, name_of: &dyn Fn(NodeId) -> String) {
+    match ev {
+        AgentEvent::Member(MemberEvent::Up(id)) => info!(member = %name_of(*id), "member is alive"),
+        AgentEvent::Member(MemberEvent::Suspect(id)) => {
+            warn!(member = %name_of(*id), "member is suspected (missed probes)")
+        }
+        AgentEvent::Member(MemberEvent::Down(id)) => {
+            warn!(member = %name_of(*id), "member is down")
+        }
+        AgentEvent::Member(MemberEvent::MetaChanged(id)) => {
+            debug!(member = %name_of(*id), "member metadata changed")
+        }
+        AgentEvent::Lease(LeaseEvent::Standing { epoch }) => info!(epoch, "standing for election"),
+        AgentEvent::Lease(LeaseEvent::Elected { epoch, .. }) => info!(
+            epoch,
+            "elected: this node holds the lease and becomes the master"
+        ),
+        AgentEvent::Lease(LeaseEvent::StepDown { epoch, reason }) => {
+            warn!(epoch, ?reason, "stepping down: fencing (VIP first)")
+        }
+        AgentEvent::Lease(LeaseEvent::RoundFailed {
+            epoch,
+            grants,
+            needed,
+        }) => info!(epoch, grants, needed, "election round failed"),
+        AgentEvent::Lease(LeaseEvent::HolderSeen { holder, epoch }) => {
+            info!(epoch, leader = %name_of(*holder), "leader is {}", name_of(*holder))
+        }
+        AgentEvent::Eligibility(e) => {
+            if e.eligible {
+                info!(priority = e.priority, "eligible to stand: {}", e.reason)
+            } else {
+                warn!("not eligible to stand: {}", e.reason)
+            }
+        }
+        AgentEvent::Fenced { epoch } => info!(
+            epoch,
+            "fenced: VIP down, mfsmaster stopped, replica secondary; voters released"
+        ),
+        AgentEvent::ActionFailed { action, error } => {
+            warn!(?action, "host action failed, retrying: {error}")
+        }
+    }
+}
+
+/// Bails with a clear message when a required tool is missing (used by later host drivers).
+pub fn require(cond: bool, what: &str) -> anyhow::Result<()> {
+    if !cond {
+        bail!("{what}");
+    }
+    Ok(())
+}
