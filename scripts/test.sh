@@ -21,6 +21,21 @@ bin=target/aarch64-unknown-linux-musl/release/mooseherd
 qemu-aarch64-static "$bin" version
 echo "aarch64 static stripped binary: $(stat -c %s "$bin") bytes"
 
+step "lease proof in simulation (release): 10,000 harsh schedules + lossy, crash, switchover runs"
+cargo build --release --quiet
+sim=target/release/mooseherd
+$sim sim --schedules 10000 --scenario harsh
+$sim sim --schedules 2000 --scenario lossy
+$sim sim --schedules 2000 --scenario crashes
+$sim sim --schedules 1000 --scenario switchover
+# The checker must be able to fail: each deliberately broken lease has to be caught.
+for v in no-drift-margin no-restart-wait; do
+  if $sim sim --schedules 5000 --unsafe-variant "$v" > "target/unsafe-$v.txt"; then
+    echo "the simulator did NOT catch --unsafe-variant $v" >&2; exit 1
+  fi
+  echo "--unsafe-variant $v caught: $(head -1 "target/unsafe-$v.txt")"
+done
+
 step "tests (aarch64, under qemu-aarch64-static)"
 cargo nextest run --target aarch64-unknown-linux-musl --no-fail-fast
 

@@ -162,7 +162,8 @@ struct SimArgs {
     duration: u64,
     /// Which faults: `harsh` (crashes, long pauses, partitions, loss, drift), `lossy` (20 % loss,
     /// 200 ms jitter, short pauses: any election after the first is a false failover) or `crashes`
-    /// (crashes and restarts on a quiet LAN: the failover time of a lost leader).
+    /// (crashes and restarts on a quiet LAN: the failover time of a lost leader) or `switchover`
+    /// (planned switchovers every 10 s: the write pause).
     #[arg(long, value_enum, default_value_t = ScenarioArg::Harsh)]
     scenario: ScenarioArg,
     /// Run a deliberately broken lease to show that the checker finds the split brain it causes.
@@ -178,6 +179,7 @@ enum ScenarioArg {
     Harsh,
     Lossy,
     Crashes,
+    Switchover,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -246,6 +248,14 @@ fn init_logging(cli: &Cli) {
 }
 
 fn main() -> ExitCode {
+    // `mooseherd status | head` must end quietly, like any Unix tool, not panic on EPIPE.
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread exists.
+    unsafe {
+        let _ = nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        );
+    }
     let cli = Cli::parse();
     init_logging(&cli);
     match run(cli) {
@@ -460,6 +470,7 @@ fn sim(args: &SimArgs) -> anyhow::Result<ExitCode> {
         ScenarioArg::Harsh => Scenario::Harsh,
         ScenarioArg::Lossy => Scenario::Lossy,
         ScenarioArg::Crashes => Scenario::Crashes,
+        ScenarioArg::Switchover => Scenario::Switchover,
     };
     let mut replay = format!(
         "mooseherd sim --seed {{seed}} --schedules 1 --duration {}",
@@ -469,6 +480,7 @@ fn sim(args: &SimArgs) -> anyhow::Result<ExitCode> {
         ScenarioArg::Harsh => {}
         ScenarioArg::Lossy => replay.push_str(" --scenario lossy"),
         ScenarioArg::Crashes => replay.push_str(" --scenario crashes"),
+        ScenarioArg::Switchover => replay.push_str(" --scenario switchover"),
     }
     if let Some(v) = args.unsafe_variant {
         replay.push_str(match v {
@@ -493,7 +505,7 @@ fn sim(args: &SimArgs) -> anyhow::Result<ExitCode> {
     } else {
         let ms = |v: Option<u64>| v.map_or("-".to_string(), |v| format!("{v} ms"));
         println!(
-            "{} schedules of {} s ({:?}), 5 nodes, 3 voters, lease {} ms: {} violation(s); failover after a leader crash p50 {} p99 {} ({} failovers); false failovers {}; {:.1} s",
+            "{} schedules of {} s ({:?}), 5 nodes, 3 voters, lease {} ms: {} violation(s); failover after a leader crash p50 {} p99 {} ({} failovers); switchover pause p50 {} p99 {} ({}); false failovers {}; {:.1} s",
             summary.schedules,
             args.duration,
             args.scenario,
@@ -502,6 +514,9 @@ fn sim(args: &SimArgs) -> anyhow::Result<ExitCode> {
             ms(summary.failover_p50_ms),
             ms(summary.failover_p99_ms),
             summary.failovers,
+            ms(summary.switchover_p50_ms),
+            ms(summary.switchover_p99_ms),
+            summary.switchovers,
             summary.false_failovers,
             elapsed.as_secs_f64()
         );

@@ -135,6 +135,13 @@ impl RackNode {
         self.master
     }
 
+    /// Asks this node, if it leads, to hand over to `to` (the operator's `switchover` command).
+    pub fn switchover(&mut self, now: Instant, to: Option<NodeId>) -> bool {
+        let ok = self.lease.request_switchover(now, to);
+        self.drive(now);
+        ok
+    }
+
     /// Runs the plan until the host model is settled for now.
     fn drive(&mut self, now: Instant) {
         if let Some(t) = self.master_done_at
@@ -291,6 +298,19 @@ pub enum Scenario {
     Lossy,
     /// Crashes and restarts only, on a LAN with 2 % loss: the failover time of a lost leader.
     Crashes,
+    /// Planned switchovers every 10 s on a LAN with 2 % loss: the write pause of a switchover.
+    Switchover,
+}
+
+impl Scenario {
+    /// How often the operator asks the leader for a switchover in this scenario.
+    fn switchover_every(self) -> Option<Duration> {
+        match self {
+            Scenario::Harsh => Some(Duration::from_secs(17)),
+            Scenario::Switchover => Some(Duration::from_secs(10)),
+            Scenario::Lossy | Scenario::Crashes => None,
+        }
+    }
 }
 
 impl Scenario {
@@ -317,6 +337,18 @@ impl Scenario {
                     jitter: Duration::from_millis(80),
                     jitter_shape: Jitter::Tail,
                     duplicate: 0.02,
+                },
+                drift_bound_ppm: 10_000,
+                ..FaultProfile::none()
+            },
+            Scenario::Switchover => FaultProfile {
+                quiet_start: Duration::from_secs(4),
+                link: LinkConfig {
+                    loss: 0.02,
+                    delay: Duration::from_micros(300),
+                    jitter: Duration::from_millis(10),
+                    jitter_shape: Jitter::Tail,
+                    duplicate: 0.0,
                 },
                 drift_bound_ppm: 10_000,
                 ..FaultProfile::none()
@@ -363,6 +395,8 @@ pub struct RunOutcome {
     /// Elections after the first one (in `Lossy`, each is a false failover).
     pub later_elections: u32,
     pub elections: u32,
+    /// Switchover asked -> VIP announced by the successor, per switchover.
+    pub switchovers: Vec<Duration>,
     pub trace_hash: u64,
 }
 
@@ -445,6 +479,40 @@ pub fn run_one(
         ..RunOutcome::default()
     };
     let end = SimTime::ZERO + duration;
+    if let Some(every) = scenario.switchover_every() {
+        let candidates: Vec<NodeId> = shape.candidates.iter().map(|(id, _)| *id).collect();
+        let mut t = SimTime::ZERO + every;
+        let mut k = 0usize;
+        while t < end {
+            let c = Rc::clone(&checker);
+            let candidates = candidates.clone();
+            sim.at_sim(t, move |sim| {
+                for i in 0..sim.len() {
+                    let id = NodeId(i);
+                    let Some(local) = sim.clock(id) else { continue };
+                    if !sim
+                        .node(id)
+                        .is_some_and(|n| n.lease.leader_epoch(local).is_some())
+                    {
+                        continue;
+                    }
+                    // Alternate between a named successor and "the best one".
+                    let others: Vec<NodeId> =
+                        candidates.iter().copied().filter(|c| *c != id).collect();
+                    let to = if k % 2 == 0 {
+                        others.get((k / 2) % others.len().max(1)).copied()
+                    } else {
+                        None
+                    };
+                    if sim.node_mut(id).is_some_and(|n| n.switchover(local, to)) {
+                        c.borrow_mut().switchover_asked_at = Some(sim.now());
+                    }
+                }
+            });
+            t = t + every;
+            k += 1;
+        }
+    }
     if let Err(v) = sim.run_until(end) {
         out.violation = Some(format!("{v}\nschedule:\n{}", schedule_text(&schedule)));
     } else {
@@ -485,6 +553,7 @@ pub fn run_one(
     }
     let c = checker.borrow();
     out.failovers = c.failovers.clone();
+    out.switchovers = c.switchovers.clone();
     out.elections = c.elections;
     out.later_elections = c.elections.saturating_sub(1);
     out.trace_hash = sim.trace_hash();
@@ -509,6 +578,9 @@ struct Checker {
     frozen_exempt: Duration,
     owner_down_at: Option<SimTime>,
     failovers: Vec<Duration>,
+    /// A switchover was asked at this time; the next VIP announcement ends its pause.
+    switchover_asked_at: Option<SimTime>,
+    switchovers: Vec<Duration>,
 }
 
 impl Checker {
@@ -599,6 +671,9 @@ impl Checker {
                     }
                 }
                 RackEvent::VipUp { .. } => {
+                    if let Some(t0) = self.switchover_asked_at.take() {
+                        self.switchovers.push(v.now().saturating_since(t0));
+                    }
                     if let Some(t0) = self.owner_down_at.take()
                         && Some(*id) != self.vip_owner
                     {
@@ -622,6 +697,9 @@ pub struct Summary {
     pub failover_p99_ms: Option<u64>,
     pub failovers: usize,
     pub false_failovers: u64,
+    pub switchover_p50_ms: Option<u64>,
+    pub switchover_p99_ms: Option<u64>,
+    pub switchovers: usize,
     /// The first violations found (seed, what, replay command and schedule).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub failures: Vec<String>,
@@ -638,6 +716,7 @@ pub fn run_many(
     max_failures: usize,
 ) -> Summary {
     let mut failovers = Vec::new();
+    let mut switchovers = Vec::new();
     let mut violations = 0;
     let mut false_failovers = 0;
     let mut failures = Vec::new();
@@ -646,6 +725,7 @@ pub fn run_many(
         let out = run_one(seed, scenario, shape, duration, replay);
         ran += 1;
         failovers.extend(out.failovers);
+        switchovers.extend(out.switchovers);
         if scenario == Scenario::Lossy {
             false_failovers += u64::from(out.later_elections);
         }
@@ -658,24 +738,31 @@ pub fn run_many(
         }
     }
     failovers.sort();
-    let pct = |p: usize| -> Option<u64> {
-        if failovers.is_empty() {
-            return None;
-        }
-        let i = ((failovers.len() * p).div_ceil(100))
-            .saturating_sub(1)
-            .min(failovers.len() - 1);
-        Some(failovers[i].as_millis() as u64)
-    };
+    switchovers.sort();
     Summary {
         schedules: ran,
         violations,
-        failover_p50_ms: pct(50),
-        failover_p99_ms: pct(99),
+        failover_p50_ms: percentile(&failovers, 50),
+        failover_p99_ms: percentile(&failovers, 99),
         failovers: failovers.len(),
         false_failovers,
+        switchover_p50_ms: percentile(&switchovers, 50),
+        switchover_p99_ms: percentile(&switchovers, 99),
+        switchovers: switchovers.len(),
         failures,
     }
+}
+
+/// The `p`-th percentile (nearest rank) of sorted durations, in ms.
+pub fn percentile(sorted: &[Duration], p: usize) -> Option<u64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let i = (sorted.len() * p)
+        .div_ceil(100)
+        .saturating_sub(1)
+        .min(sorted.len() - 1);
+    Some(sorted[i].as_millis() as u64)
 }
 
 #[cfg(test)]
@@ -732,6 +819,22 @@ mod tests {
         assert_eq!(s.violations, 0, "{}", s.failures.join("\n"));
         assert!(s.failovers >= 10);
         assert!(s.failover_p50_ms.is_some_and(|p| p <= 4000), "{s:?}");
+    }
+
+    #[test]
+    fn switchover_pauses_writes_for_under_two_seconds() {
+        let s = run_many(
+            1,
+            100,
+            Scenario::Switchover,
+            &RackShape::five(None),
+            Duration::from_secs(60),
+            REPLAY,
+            1,
+        );
+        assert_eq!(s.violations, 0, "{}", s.failures.join("\n"));
+        assert!(s.switchovers >= 400, "{s:?}");
+        assert!(s.switchover_p99_ms.is_some_and(|p| p <= 2000), "{s:?}");
     }
 
     #[test]
