@@ -490,16 +490,16 @@ pub fn run_one(
                 for i in 0..sim.len() {
                     let id = NodeId(i);
                     let Some(local) = sim.clock(id) else { continue };
-                    if !sim
+                    if sim
                         .node(id)
-                        .is_some_and(|n| n.lease.leader_epoch(local).is_some())
+                        .is_none_or(|n| n.lease.leader_epoch(local).is_none())
                     {
                         continue;
                     }
                     // Alternate between a named successor and "the best one".
                     let others: Vec<NodeId> =
                         candidates.iter().copied().filter(|c| *c != id).collect();
-                    let to = if k % 2 == 0 {
+                    let to = if k.is_multiple_of(2) {
                         others.get((k / 2) % others.len().max(1)).copied()
                     } else {
                         None
