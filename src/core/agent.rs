@@ -408,6 +408,46 @@ impl Agent {
         let _ = now;
     }
 
+    /// Why this node stands (or not), and what it knows of the other master candidates, for the
+    /// log line of every election decision: "n2 stands: UpToDate, 3.1 GiB free; n1: down;
+    /// n3: not eligible (undervoltage)". `name` maps ids to names.
+    pub fn election_reasons(&self, name: &dyn Fn(NodeId) -> String) -> String {
+        let mine = match &self.eligibility {
+            Some(e) if e.eligible => format!("{} stands (priority {}): {}", name(self.spec.me), e.priority, e.reason),
+            Some(e) => format!("{} not eligible: {}", name(self.spec.me), e.reason),
+            None => format!("{} is not a master candidate", name(self.spec.me)),
+        };
+        let mut parts = vec![mine];
+        for m in self.membership.members().filter(|m| m.id != self.spec.me) {
+            let Some(meta) = &m.meta else { continue };
+            if !meta.roles.contains(Roles::MASTER) {
+                continue;
+            }
+            let why = if m.state != MemberState::Alive {
+                format!("{:?}", m.state).to_lowercase()
+            } else if meta.health.is_healthy() {
+                format!("eligible by its health, replica {:?}", meta.replica.state).to_lowercase()
+            } else {
+                let mut flags = Vec::new();
+                for (f, n) in [
+                    (HealthFlags::UNDERVOLTAGE, "undervoltage"),
+                    (HealthFlags::THROTTLED, "throttled"),
+                    (HealthFlags::MAINTENANCE, "maintenance"),
+                    (HealthFlags::FENCED, "fencing"),
+                    (HealthFlags::LOW_MEMORY, "low memory"),
+                    (HealthFlags::DISK_MISSING, "disk missing"),
+                ] {
+                    if meta.health.contains(f) {
+                        flags.push(n);
+                    }
+                }
+                format!("not eligible ({})", flags.join(", "))
+            };
+            parts.push(format!("{}: {why}", name(m.id)));
+        }
+        parts.join("; ")
+    }
+
     /// A snapshot for `mooseherd status`.
     pub fn status(&self, now: Instant) -> AgentStatus {
         let role = if self.lease.leader_epoch(now).is_some() {
