@@ -35,6 +35,8 @@ use crate::sim::{Jitter, LinkConfig, NodeStatus, Sim, SimConfig, SimTime, SimVie
 
 /// Bytes a wire frame adds to every datagram (40-byte header + 16-byte AEAD tag).
 pub const FRAME_OVERHEAD: usize = crate::wire::MIN_FRAME;
+/// The rack size the detection and bandwidth goals are stated for.
+pub const GOAL_NODES: u16 = 50;
 /// Goal: p99 time until every live member marks a crashed node Down (at N = 50).
 pub const GOAL_DETECT_P99_MS: f64 = 3000.0;
 /// Goal: bytes sent per node per second, frames included (at N = 50).
@@ -264,10 +266,12 @@ fn meta_version(v: &SimView<'_, Membership>, observer: NodeId, subject: NodeId) 
 }
 
 /// Run the membership benchmark (see the module documentation for what each number means).
-/// Deterministic: the same options give the same report, except `wall_s`. Simulated time is
-/// about `duration + (meta_changes + crashes) * a few seconds`; wall time grows with
-/// `nodes * simulated time` (N = 1000 simulates roughly ten times slower than real time... in
-/// debug builds; use a release build for big racks).
+/// Deterministic: the same options give the same report, except `wall_s`.
+///
+/// Simulated time is `duration` plus a few seconds per metadata change and per crash (more with
+/// loss and jitter). Wall time in a release build: N = 50 simulates 10 minutes in about 0.5 s;
+/// N = 1000 runs about half as fast as real time (150 simulated s in 73 s), dominated by
+/// [`Membership`]'s own per-call cost, which grows with N. Debug builds are ~10x slower.
 pub fn gossip(opts: &GossipBenchOptions) -> Result<GossipReport, BenchError> {
     if opts.nodes < 2 {
         return Err(BenchError::TooFewNodes(opts.nodes));
@@ -530,10 +534,14 @@ fn percentile(samples: &[f64], p: f64) -> Option<f64> {
 pub fn table(r: &GossipReport) -> String {
     use std::fmt::Write as _;
     let opt = |x: Option<f64>| x.map_or_else(|| "-".to_string(), |v| format!("{v:.0} ms"));
-    let verdict = |ok: Option<bool>| match ok {
-        Some(true) => "ok",
-        Some(false) => "MISSED",
-        None => "",
+    // A goal stated for another rack size gets a verdict in parentheses: for reference only.
+    let verdict = |ok: Option<bool>, at: Option<u16>| match (ok, at.is_none_or(|at| at == r.nodes))
+    {
+        (Some(true), true) => "ok",
+        (Some(false), true) => "MISSED",
+        (Some(true), false) => "(ok)",
+        (Some(false), false) => "(over)",
+        (None, _) => "",
     };
     let mut s = String::new();
     let _ = writeln!(
@@ -546,48 +554,66 @@ pub fn table(r: &GossipReport) -> String {
         r.simulated_s,
         r.wall_s
     );
-    let mut line = |name: &str, value: String, goal: &str, ok: Option<bool>| {
-        let _ = writeln!(s, "  {name:<24} {value:>12}   {goal:<22} {}", verdict(ok));
+    let mut line = |name: &str, value: String, goal: String, ok: Option<bool>, at: Option<u16>| {
+        let _ = writeln!(
+            s,
+            "  {name:<26} {value:>10}   {goal:<22} {}",
+            verdict(ok, at)
+        );
+    };
+    let at = |n: u16| {
+        if n == r.nodes {
+            String::new()
+        } else {
+            format!(" at N={n}")
+        }
     };
     line(
-        &format!("detect p50 ({} crashes)", r.crashes_measured),
+        format!("detect p50 ({} crashes)", r.crashes_measured).as_str(),
         opt(r.detect_p50_ms),
-        "",
+        String::new(),
+        None,
         None,
     );
-    let at50 = if r.nodes == 50 { "" } else { " at N=50" };
     line(
         "detect p99",
         opt(r.detect_p99_ms),
-        &format!("<= {GOAL_DETECT_P99_MS:.0} ms{at50}"),
+        format!("<= {GOAL_DETECT_P99_MS:.0} ms{}", at(GOAL_NODES)),
         r.detect_p99_ms.map(|v| v <= GOAL_DETECT_P99_MS),
+        Some(GOAL_NODES),
     );
-    let at1000 = if r.nodes == GOAL_CONVERGE_NODES {
-        String::new()
-    } else {
-        format!(" at N={GOAL_CONVERGE_NODES}")
-    };
     line(
-        &format!("converge p99 ({} changes)", r.meta_changes_measured),
+        format!("converge p99 ({} changes)", r.meta_changes_measured).as_str(),
         opt(r.converge_p99_ms),
-        &format!("<= {GOAL_CONVERGE_P99_MS:.0} ms{at1000}"),
+        format!("<= {GOAL_CONVERGE_P99_MS:.0} ms{}", at(GOAL_CONVERGE_NODES)),
         r.converge_p99_ms.map(|v| v <= GOAL_CONVERGE_P99_MS),
+        Some(GOAL_CONVERGE_NODES),
     );
     line(
         "bytes per node per s",
         format!("{:.0} B/s", r.bytes_per_node_per_s),
-        &format!("<= {GOAL_BYTES_PER_NODE_PER_S:.0} B/s{at50}"),
+        format!("<= {GOAL_BYTES_PER_NODE_PER_S:.0} B/s{}", at(GOAL_NODES)),
         Some(r.bytes_per_node_per_s <= GOAL_BYTES_PER_NODE_PER_S),
+        Some(GOAL_NODES),
     );
     line(
-        &format!("false positives ({:.0} s)", r.quiet_s),
+        format!("false positives ({:.0} s)", r.quiet_s).as_str(),
         r.false_positives.to_string(),
-        "0",
+        "0".into(),
         Some(r.false_positives == 0),
+        None,
     );
-    line("suspect events", r.suspect_events.to_string(), "", None);
-    if r.crashes_undetected + r.meta_changes_unconverged + r.false_positives_other_phases as u32 > 0
-    {
+    line(
+        "suspect events",
+        r.suspect_events.to_string(),
+        String::new(),
+        None,
+        None,
+    );
+    let trouble = u64::from(r.crashes_undetected)
+        + u64::from(r.meta_changes_unconverged)
+        + r.false_positives_other_phases;
+    if trouble > 0 {
         let _ = writeln!(
             s,
             "  note: {} crashes undetected after {} s, {} changes unconverged after {} s, {} false Down during crashes/changes",
@@ -628,7 +654,8 @@ mod tests {
         assert_eq!(r.crashes_measured, 4);
         assert_eq!(r.crashes_undetected, 0);
         let (p50, p99) = (r.detect_p50_ms.unwrap(), r.detect_p99_ms.unwrap());
-        assert!(p50 > 0.0 && p50 <= p99, "{r:?}");
+        // Nobody can be declared Down before the shortest suspicion timeout (0.5 s at N = 8).
+        assert!(p50 >= 500.0 && p50 <= p99, "{r:?}");
         assert!(p99 < 5_000.0, "detection p99 {p99} ms");
         assert_eq!(r.meta_changes_measured, 4);
         assert_eq!(r.meta_changes_unconverged, 0);
@@ -725,6 +752,35 @@ mod tests {
             with(|o| o.duration = Duration::ZERO),
             Err(BenchError::TooShort(_))
         ));
+    }
+
+    /// The goals, at full size. Slow (about 75 s in release):
+    /// `cargo test --release --lib bench::gossip -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn goals_are_met() {
+        let quiet = gossip(&GossipBenchOptions::default()).expect("runs");
+        print_table(&quiet);
+        assert!(quiet.detect_p99_ms.unwrap() <= GOAL_DETECT_P99_MS);
+        assert!(quiet.bytes_per_node_per_s <= GOAL_BYTES_PER_NODE_PER_S);
+        let harsh = gossip(&GossipBenchOptions {
+            loss: 0.2,
+            jitter: Duration::from_millis(200),
+            duration: Duration::from_secs(600),
+            ..GossipBenchOptions::default()
+        })
+        .expect("runs");
+        print_table(&harsh);
+        assert_eq!(harsh.false_positives, 0);
+        assert_eq!(harsh.false_positives_other_phases, 0);
+        let big = gossip(&GossipBenchOptions {
+            nodes: GOAL_CONVERGE_NODES,
+            crashes: 5,
+            ..GossipBenchOptions::default()
+        })
+        .expect("runs");
+        print_table(&big);
+        assert!(big.converge_p99_ms.unwrap() <= GOAL_CONVERGE_P99_MS);
     }
 
     #[test]
