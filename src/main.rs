@@ -74,6 +74,9 @@ enum Command {
     /// Rotation: `--add` on every node (new key opens, old key still seals), then `--promote ID`
     /// on every node (new key seals), then `--remove OLD` on every node. See docs/keyring.md.
     Keygen(KeygenArgs),
+    /// Benchmarks that print a table and write JSON.
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Print the version, git commit and target.
     Version,
     /// Prove the lease in simulation: many seeded schedules of crashes, pauses, partitions, loss,
@@ -83,6 +86,44 @@ enum Command {
     /// A violation prints its seed, the fault schedule and the command that replays it.
     /// Exit status: 0 when no schedule violated an invariant, 1 otherwise.
     Sim(SimArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Membership on the deterministic simulator: failure detection (crash -> every live member
+    /// marks it down), convergence of a metadata change, bytes per node per second, false
+    /// positives under loss and jitter.
+    Gossip(GossipBenchArgs),
+}
+
+#[derive(Debug, Args)]
+struct GossipBenchArgs {
+    /// Rack size.
+    #[arg(long, default_value_t = 50)]
+    nodes: u16,
+    /// Datagram loss probability on every link (0.0 - 0.99).
+    #[arg(long, default_value_t = 0.0)]
+    loss: f64,
+    /// Largest extra random delay per datagram, in ms.
+    #[arg(long, default_value_t = 0)]
+    jitter_ms: u64,
+    /// Crashes to measure detection over.
+    #[arg(long, default_value_t = 20)]
+    crashes: u32,
+    /// Metadata changes to measure convergence over.
+    #[arg(long, default_value_t = 20)]
+    meta_changes: u32,
+    /// Simulated seconds of the quiet phase (false positives, bytes).
+    #[arg(long, default_value_t = 60)]
+    duration_s: u64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Print the JSON object only.
+    #[arg(long)]
+    json: bool,
+    /// Also write the JSON to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -275,6 +316,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Boards(args) => boards(&args),
         Command::Sim(args) => sim(&args),
+        Command::Bench(BenchCommand::Gossip(args)) => bench_gossip(&args),
         Command::Agent(args) => {
             mooseherd::runtime::run(mooseherd::runtime::AgentOptions {
                 config: cli.config,
@@ -715,6 +757,30 @@ fn keygen(args: &KeygenArgs) -> anyhow::Result<ExitCode> {
             "{}: new keyring with key {id} (mode 0600). Copy this same file to every node of the rack.",
             p.display()
         );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bench_gossip(a: &GossipBenchArgs) -> anyhow::Result<ExitCode> {
+    use mooseherd::bench::gossip::{GossipBenchOptions, gossip, print_table};
+    let opts = GossipBenchOptions {
+        nodes: a.nodes,
+        loss: a.loss,
+        jitter: std::time::Duration::from_millis(a.jitter_ms),
+        crashes: a.crashes,
+        meta_changes: a.meta_changes,
+        duration: std::time::Duration::from_secs(a.duration_s),
+        seed: a.seed,
+    };
+    let report = gossip(&opts)?;
+    let json = serde_json::to_string(&report)?;
+    if let Some(p) = &a.out {
+        std::fs::write(p, &json).with_context(|| format!("writing {}", p.display()))?;
+    }
+    if a.json {
+        println!("{json}");
+    } else {
+        print_table(&report);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -413,7 +413,12 @@ impl Agent {
     /// n3: not eligible (undervoltage)". `name` maps ids to names.
     pub fn election_reasons(&self, name: &dyn Fn(NodeId) -> String) -> String {
         let mine = match &self.eligibility {
-            Some(e) if e.eligible => format!("{} stands (priority {}): {}", name(self.spec.me), e.priority, e.reason),
+            Some(e) if e.eligible => format!(
+                "{} stands (priority {}): {}",
+                name(self.spec.me),
+                e.priority,
+                e.reason
+            ),
             Some(e) => format!("{} not eligible: {}", name(self.spec.me), e.reason),
             None => format!("{} is not a master candidate", name(self.spec.me)),
         };

@@ -202,7 +202,11 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
         }
         while let Some(ev) = agent.poll_event() {
             if let AgentEvent::Lease(LeaseEvent::Standing { epoch }) = &ev {
-                info!(epoch, "standing for election: {}", agent.election_reasons(&name_of));
+                info!(
+                    epoch,
+                    "standing for election: {}",
+                    agent.election_reasons(&name_of)
+                );
                 continue;
             }
             log_event(&ev, &name_of);
