@@ -8,6 +8,7 @@ pub mod bench;
 pub mod config;
 pub mod core;
 pub mod host;
+pub mod lab;
 pub mod proof;
 pub mod runtime;
 pub mod sim;

@@ -74,6 +74,10 @@ enum Command {
     /// Rotation: `--add` on every node (new key opens, old key still seals), then `--promote ID`
     /// on every node (new key seals), then `--remove OLD` on every node. See docs/keyring.md.
     Keygen(KeygenArgs),
+    /// A rack of real agents in network namespaces on this machine, with real MooseFS, for trying
+    /// mooseherd and for failover drills. Root only.
+    #[command(subcommand)]
+    Lab(LabCommand),
     /// Benchmarks that print a table and write JSON.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -86,6 +90,55 @@ enum Command {
     /// A violation prints its seed, the fault schedule and the command that replays it.
     /// Exit status: 0 when no schedule violated an invariant, 1 otherwise.
     Sim(SimArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum LabCommand {
+    /// Create the namespaces and the rack file, start one agent per node, wait until healthy.
+    Up {
+        /// Number of nodes (pi1 and pi2 are master candidates, the first three vote).
+        #[arg(long, default_value_t = 5)]
+        nodes: usize,
+        /// How the master's metadata reaches the standby.
+        #[arg(long, default_value = "shared-dir", value_parser = ["shared-dir", "metalogger"])]
+        replication: String,
+        /// Host driver of the agents: `linux` runs real MooseFS daemons and moves a real VIP;
+        /// `dry-run` only logs what the agents would do.
+        #[arg(long, default_value = "linux", value_parser = ["linux", "dry-run"])]
+        host: String,
+        #[arg(long, default_value = mooseherd::lab::DEFAULT_DIR)]
+        dir: PathBuf,
+    },
+    /// One line per node: agent, role, epoch, leader, VIP, members alive.
+    Status {
+        #[arg(long, default_value = mooseherd::lab::DEFAULT_DIR)]
+        dir: PathBuf,
+    },
+    /// Run a command in a node's network namespace: `mooseherd lab exec pi1 -- mfscli -SIN`.
+    Exec {
+        node: String,
+        #[arg(last = true, required = true)]
+        cmd: Vec<String>,
+    },
+    /// Run a failover drill with a writer, a verifier and a split-brain monitor.
+    Drill {
+        /// `kill-leader`: SIGKILL the leader's agent and daemons.
+        #[arg(value_parser = ["kill-leader"])]
+        name: String,
+        /// Print one JSON object: drill, first_write_ms, lost, split_brain_s, timeline.
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value = mooseherd::lab::DEFAULT_DIR)]
+        dir: PathBuf,
+    },
+    /// Stop everything the lab started and delete its namespaces and files.
+    Down {
+        /// Keep the lab directory (logs, data).
+        #[arg(long)]
+        keep: bool,
+        #[arg(long, default_value = mooseherd::lab::DEFAULT_DIR)]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -137,6 +190,10 @@ struct AgentArgs {
     /// State directory (default: the rack file's `state_dir`).
     #[arg(long)]
     state_dir: Option<PathBuf>,
+    /// `linux` drives the real host (VIP, MooseFS daemons, mounts); `dry-run` only logs what it
+    /// would do.
+    #[arg(long, default_value = "linux", value_parser = ["linux", "dry-run"])]
+    host: String,
 }
 
 #[derive(Debug, Args)]
@@ -317,12 +374,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Boards(args) => boards(&args),
         Command::Sim(args) => sim(&args),
         Command::Bench(BenchCommand::Gossip(args)) => bench_gossip(&args),
+        Command::Lab(cmd) => lab(cmd),
         Command::Agent(args) => {
             mooseherd::runtime::run(mooseherd::runtime::AgentOptions {
                 config: cli.config,
                 node: args.node,
                 socket: args.socket,
                 state_dir: args.state_dir,
+                host: args.host,
             })?;
             Ok(ExitCode::SUCCESS)
         }
@@ -781,6 +840,33 @@ fn bench_gossip(a: &GossipBenchArgs) -> anyhow::Result<ExitCode> {
         println!("{json}");
     } else {
         print_table(&report);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn lab(cmd: LabCommand) -> anyhow::Result<ExitCode> {
+    use mooseherd::lab;
+    match cmd {
+        LabCommand::Up { nodes, replication, host, dir } => {
+            lab::up(&lab::UpOptions { dir, nodes, replication, host })?;
+        }
+        LabCommand::Status { dir } => lab::print_status(&dir)?,
+        LabCommand::Exec { node, cmd } => {
+            let code = lab::exec(&node, &cmd)?;
+            return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
+        }
+        LabCommand::Drill { name, json, dir } => {
+            let r = lab::drill::run(&dir, &name)?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                lab::drill::print(&r);
+            }
+            if r.lost > 0 || r.split_brain_s > 0.0 || r.first_write_ms.is_none() {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        LabCommand::Down { keep, dir } => lab::down(&dir, keep)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -53,6 +53,7 @@ pub const NODE_KEYS: &[&str] = &[
     "drbd_disk",
     "meta_dir",
     "chunk_dirs",
+    "mount_path",
 ];
 pub const DRBD_KEYS: &[&str] = &["resource", "device", "port", "version"];
 const TOP_KEYS: &[&str] = &["cluster", "node", "drbd"];
@@ -122,6 +123,7 @@ struct RawNode {
     meta_dir: PathBuf,
     #[serde(default)]
     chunk_dirs: Vec<PathBuf>,
+    mount_path: Option<Spanned<PathBuf>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -289,6 +291,8 @@ pub struct Node {
     pub drbd_disk: Option<PathBuf>,
     pub meta_dir: PathBuf,
     pub chunk_dirs: Vec<PathBuf>,
+    /// Where this worker mounts MooseFS (the cluster's `mount_path` unless overridden).
+    pub mount_path: PathBuf,
 }
 
 impl Node {
@@ -751,6 +755,11 @@ fn validate(raw: RawRack, path: &Path, host: HostChecks, d: &mut Diagnostics<'_>
                 );
             }
         }
+        if let Some(m) = &n.mount_path
+            && !m.get_ref().is_absolute()
+        {
+            d.error(m.span(), format!("mount_path of `{name}` must be an absolute path"));
+        }
         if roles.contains(&Role::Chunkserver) {
             if n.chunk_dirs.is_empty() {
                 d.error(nspan.clone(), format!("chunkserver `{name}` needs `chunk_dirs` (directories on its data disk, e.g. [\"/mnt/usb/mfschunks\"])"));
@@ -784,6 +793,7 @@ fn validate(raw: RawRack, path: &Path, host: HostChecks, d: &mut Diagnostics<'_>
                 drbd_disk: n.drbd_disk,
                 meta_dir: n.meta_dir,
                 chunk_dirs: n.chunk_dirs,
+                mount_path: n.mount_path.map_or_else(|| c.mount_path.clone(), Spanned::into_inner),
             },
         ));
     }

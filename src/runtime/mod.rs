@@ -41,6 +41,8 @@ pub struct AgentOptions {
     pub socket: Option<PathBuf>,
     /// State directory; default: the rack file's `state_dir`.
     pub state_dir: Option<PathBuf>,
+    /// Host driver: `linux` or `dry-run`.
+    pub host: String,
 }
 
 /// The monotonic clock the core sees: microseconds since the agent started.

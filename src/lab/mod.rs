@@ -1,0 +1,337 @@
+//! `mooseherd lab`: a rack of real agents in network namespaces on one Linux machine, with real
+//! MooseFS daemons, for trying mooseherd out and for the failover drills. Root only.
+//!
+//! Everything the lab makes is recorded in `DIR/lab.json` (namespaces, agent PIDs) and found again
+//! by name (`mhlab-*` namespaces, mounts under `DIR`), so `mooseherd lab down` cleans up even after
+//! the lab tool itself crashed.
+
+pub mod drill;
+pub mod net;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+
+use crate::runtime::control::{self, Request, StatusReport};
+
+/// Default place of the lab.
+pub const DEFAULT_DIR: &str = "/var/tmp/mooseherd-lab";
+
+/// The lab's record of itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LabState {
+    pub nodes: Vec<String>,
+    pub replication: String,
+    /// Agent PIDs by node.
+    pub agents: BTreeMap<String, u32>,
+}
+
+/// Options of `lab up`.
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    pub dir: PathBuf,
+    pub nodes: usize,
+    pub replication: String,
+    /// Host driver of the agents (`linux` for real MooseFS, `dry-run` to see decisions only).
+    pub host: String,
+}
+
+pub fn lab_file(dir: &Path) -> PathBuf {
+    dir.join("lab.json")
+}
+
+pub fn load(dir: &Path) -> anyhow::Result<LabState> {
+    let text = std::fs::read_to_string(lab_file(dir)).with_context(|| format!("no lab at {} (run `mooseherd lab up` first)", dir.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("corrupt {}", lab_file(dir).display()))
+}
+
+fn save(dir: &Path, s: &LabState) -> anyhow::Result<()> {
+    std::fs::write(lab_file(dir), serde_json::to_string_pretty(s)?).with_context(|| format!("writing {}", lab_file(dir).display()))
+}
+
+/// Fails unless root, naming what to do.
+pub fn require_root() -> anyhow::Result<()> {
+    if !nix::unistd::geteuid().is_root() {
+        bail!("the lab creates network namespaces and mounts: run it as root (sudo mooseherd lab ...)");
+    }
+    Ok(())
+}
+
+/// Fails with the Debian packages to install when a tool is missing.
+pub fn require_tools() -> anyhow::Result<()> {
+    let tools = [
+        ("ip", "iproute2"),
+        ("nsenter", "util-linux"),
+        ("mfsmaster", "moosefs-master"),
+        ("mfschunkserver", "moosefs-chunkserver"),
+        ("mfsmount", "moosefs-client"),
+        ("mfsmetalogger", "moosefs-metalogger"),
+    ];
+    let missing: Vec<&str> = tools.iter().filter(|(t, _)| !on_path(t)).map(|(_, p)| *p).collect();
+    if !missing.is_empty() {
+        bail!("missing Debian packages: {} (apt-get install {}; scripts/setup.sh installs everything)", missing.join(", "), missing.join(" "));
+    }
+    Ok(())
+}
+
+fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+        || ["/usr/sbin", "/sbin", "/usr/bin"].iter().any(|d| Path::new(d).join(tool).is_file())
+}
+
+/// Node names of a lab of `n` nodes.
+pub fn node_names(n: usize) -> Vec<String> {
+    (1..=n).map(|i| format!("pi{i}")).collect()
+}
+
+/// The lab's rack file: pi1 and pi2 master candidates + chunkservers, pi3 chunkserver + worker,
+/// the rest workers; the first three are voters.
+pub fn rack_toml(dir: &Path, names: &[String], replication: &str) -> String {
+    let mut s = format!(
+        "# The lab rack made by `mooseherd lab up`.\n[cluster]\nname = \"lab\"\nvip = \"{}/24\"\ninterface = \"eth0\"\nlease_ms = 3000\nfence_budget_ms = 1000\nkeyring = \"{}\"\nreplication = \"{replication}\"\n",
+        net::vip(),
+        dir.join("keyring").display()
+    );
+    if replication == "shared-dir" {
+        s.push_str(&format!("shared_dir = \"{}\"\n", dir.join("shared").display()));
+    }
+    for (i, name) in names.iter().enumerate() {
+        let roles = match i {
+            0 | 1 => "\"master\", \"chunkserver\"",
+            2 => "\"chunkserver\", \"worker\"",
+            _ => "\"worker\"",
+        };
+        let node_dir = dir.join(name);
+        s.push_str(&format!(
+            "\n[[node]]\nname = \"{name}\"\naddr = \"{}\"\nroles = [{roles}]\nboard = \"pi4b\"\nvoter = {}\npriority = {}\nmeta_dir = \"{}\"\nchunk_dirs = [\"{}\"]\nmount_path = \"{}\"\n",
+            net::node_addr(i),
+            i < 3,
+            200u32.saturating_sub(50 * i as u32).max(10),
+            node_dir.join("meta").display(),
+            node_dir.join("chunks").display(),
+            node_dir.join("mnt").display(),
+        ));
+    }
+    s
+}
+
+/// Starts node `name`'s agent in its namespace (same mount namespace as the host, so its mounts
+/// are visible), detached in its own session; returns its PID.
+pub fn start_agent(dir: &Path, name: &str, host: &str) -> anyhow::Result<u32> {
+    let exe = std::env::current_exe().context("finding the mooseherd binary")?;
+    let node_dir = dir.join(name);
+    std::fs::create_dir_all(&node_dir)?;
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(node_dir.join("agent.log"))?;
+    let mut cmd = Command::new("nsenter");
+    cmd.arg(format!("--net=/run/netns/{}", net::ns(name)))
+        .arg("--")
+        .arg(&exe)
+        .args(["--log-format", "json", "--config"])
+        .arg(dir.join("rack.toml"))
+        .args(["agent", "--node", name, "--host", host, "--socket"])
+        .arg(node_dir.join("control.sock"))
+        .arg("--state-dir")
+        .arg(node_dir.join("state"))
+        .env("MOOSEHERD_LOG", "info,mooseherd=debug")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    use std::os::unix::process::CommandExt;
+    // Its own session: stopping the lab tool (Ctrl-C) does not stop the rack.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().with_context(|| format!("starting the agent of {name}"))?;
+    Ok(child.id())
+}
+
+/// The agent's status, if it answers.
+pub fn status_of(dir: &Path, name: &str) -> Option<StatusReport> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+    let path = dir.join(name).join("control.sock");
+    let resp = rt.block_on(async { tokio::time::timeout(Duration::from_secs(2), control::call(&path, &Request::Status)).await }).ok()?.ok()?;
+    resp.status
+}
+
+/// The node that reports itself leader, with its epoch.
+pub fn leader(dir: &Path, names: &[String]) -> Option<(String, u64)> {
+    names.iter().find_map(|n| {
+        let s = status_of(dir, n)?;
+        (s.agent.role == crate::core::agent::NodeRole::Leader).then(|| (n.clone(), s.agent.epoch))
+    })
+}
+
+/// Whether node `i`'s namespace has the VIP configured now.
+pub fn has_vip(name: &str) -> bool {
+    let out = Command::new("ip").args(["-n", &net::ns(name), "-4", "-o", "addr", "show", "dev", "eth0"]).output();
+    out.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(&format!(" {}/", net::vip())))
+}
+
+/// `mooseherd lab up`.
+pub fn up(o: &UpOptions) -> anyhow::Result<()> {
+    require_root()?;
+    if o.host == "linux" {
+        require_tools()?;
+    }
+    if o.nodes < 3 {
+        bail!("a lab rack needs at least 3 nodes (3 voters)");
+    }
+    if lab_file(&o.dir).exists() || !net::lab_namespaces().is_empty() {
+        bail!("a lab already exists (at {} or as mhlab-* namespaces); run `mooseherd lab down` first", o.dir.display());
+    }
+    let names = node_names(o.nodes);
+    std::fs::create_dir_all(&o.dir).with_context(|| format!("creating {}", o.dir.display()))?;
+    let ring = o.dir.join("keyring");
+    if !ring.exists() {
+        crate::wire::keyring::keygen(&ring).map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    std::fs::write(o.dir.join("rack.toml"), rack_toml(&o.dir, &names, &o.replication))?;
+    if o.replication == "shared-dir" {
+        std::fs::create_dir_all(o.dir.join("shared"))?;
+    }
+    for n in &names {
+        for sub in ["meta", "chunks", "mnt", "state"] {
+            std::fs::create_dir_all(o.dir.join(n).join(sub))?;
+        }
+    }
+    let mut state = LabState { nodes: names.clone(), replication: o.replication.clone(), agents: BTreeMap::new() };
+    save(&o.dir, &state)?;
+    net::create(&names).context("creating the lab network")?;
+    // The switch gets an address too, so the lab tool can reach every node (probes, drills).
+    net::ip(&["-n", net::SWITCH_NS, "addr", "add", "10.213.0.2/24", "dev", "br0"])?;
+    for n in &names {
+        let pid = start_agent(&o.dir, n, &o.host)?;
+        state.agents.insert(n.clone(), pid);
+        save(&o.dir, &state)?;
+    }
+    println!("lab: {} nodes in namespaces mhlab-pi1..pi{} on 10.213.0.0/24 (VIP {}), replication {}, agents started", o.nodes, o.nodes, net::vip(), o.replication);
+    let start = Instant::now();
+    let healthy = wait_healthy(&o.dir, &names, Duration::from_secs(60));
+    match healthy {
+        Ok(()) => println!("lab: healthy after {:.1} s", start.elapsed().as_secs_f64()),
+        Err(e) => println!("lab: not healthy yet: {e:#} (see {}/*/agent.log)", o.dir.display()),
+    }
+    print_status(&o.dir)?;
+    Ok(())
+}
+
+/// Waits until every agent answers, one leader holds the VIP and every agent sees every member alive.
+pub fn wait_healthy(dir: &Path, names: &[String], timeout: Duration) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let mut last = String::new();
+    while start.elapsed() < timeout {
+        let statuses: Vec<Option<StatusReport>> = names.iter().map(|n| status_of(dir, n)).collect();
+        let answering = statuses.iter().filter(|s| s.is_some()).count();
+        let leader = leader(dir, names);
+        let all_alive = statuses.iter().flatten().all(|s| s.agent.members.iter().all(|m| m.state == "alive"));
+        let vip_owner: Vec<&String> = names.iter().filter(|n| has_vip(n)).collect();
+        match (&leader, answering == names.len(), all_alive, vip_owner.len()) {
+            (Some((l, _)), true, true, 1) if vip_owner[0] == l => return Ok(()),
+            _ => last = format!("{answering}/{} agents answer, leader {:?}, all alive {all_alive}, VIP on {vip_owner:?}", names.len(), leader.map(|l| l.0)),
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    bail!("{last}")
+}
+
+/// `mooseherd lab status`.
+pub fn print_status(dir: &Path) -> anyhow::Result<()> {
+    let state = load(dir)?;
+    println!("{:<6} {:<9} {:<8} {:>5} {:<6} {:<5} {}", "NODE", "AGENT", "ROLE", "EPOCH", "LEADER", "VIP", "MEMBERS (alive/all)");
+    for n in &state.nodes {
+        let s = status_of(dir, n);
+        let pid_alive = state.agents.get(n).is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
+        match s {
+            Some(s) => {
+                let a = &s.agent;
+                let alive = a.members.iter().filter(|m| m.state == "alive").count();
+                let leader = a.leader.and_then(|l| s.names.get(usize::from(l.0)).cloned()).unwrap_or_else(|| "-".into());
+                println!(
+                    "{:<6} {:<9} {:<8} {:>5} {:<6} {:<5} {}/{}",
+                    n,
+                    "up",
+                    format!("{:?}", a.role).to_lowercase(),
+                    a.epoch,
+                    leader,
+                    if has_vip(n) { "yes" } else { "-" },
+                    alive,
+                    a.members.len()
+                );
+            }
+            None => println!("{:<6} {:<9} {:<8} {:>5} {:<6} {:<5} -", n, if pid_alive { "no answer" } else { "down" }, "-", "-", "-", if has_vip(n) { "yes" } else { "-" }),
+        }
+    }
+    Ok(())
+}
+
+/// `mooseherd lab exec NODE -- CMD...`: runs a command in the node's network namespace.
+pub fn exec(node: &str, cmd: &[String]) -> anyhow::Result<i32> {
+    require_root()?;
+    if cmd.is_empty() {
+        bail!("give a command after `--`");
+    }
+    if !net::lab_namespaces().contains(&net::ns(node)) {
+        bail!("no lab node `{node}` (namespaces: {})", net::lab_namespaces().join(", "));
+    }
+    let status = Command::new("nsenter").arg(format!("--net=/run/netns/{}", net::ns(node))).arg("--").args(cmd).status().context("running nsenter")?;
+    Ok(status.code().unwrap_or(1))
+}
+
+/// Kills every process inside node `name`'s namespace (agent, daemons, mfsmount), SIGKILL.
+pub fn kill_node(name: &str) -> Vec<u32> {
+    let out = Command::new("ip").args(["netns", "pids", &net::ns(name)]).output();
+    let pids: Vec<u32> = out.map(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().filter_map(|p| p.parse().ok()).collect()).unwrap_or_default();
+    for p in &pids {
+        if let Ok(pid) = i32::try_from(*p) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+    pids
+}
+
+/// `mooseherd lab down`: kills the agents and everything in the lab namespaces, unmounts what is
+/// mounted under the lab directory, deletes the namespaces, and (unless `keep`) the directory.
+pub fn down(dir: &Path, keep: bool) -> anyhow::Result<()> {
+    require_root()?;
+    let state = load(dir).ok();
+    let mut killed = 0;
+    if let Some(s) = &state {
+        for pid in s.agents.values() {
+            if let Ok(p) = i32::try_from(*pid) {
+                killed += usize::from(nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), nix::sys::signal::Signal::SIGKILL).is_ok());
+            }
+        }
+    }
+    for ns in net::lab_namespaces() {
+        killed += kill_node(ns.trim_start_matches(net::NS_PREFIX)).len();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // Mounts under the lab directory (mfsmount, FUSE), deepest first.
+    let mut unmounted = 0;
+    if let Ok(mounts) = std::fs::read_to_string("/proc/mounts") {
+        let prefix = dir.to_string_lossy().to_string();
+        let mut points: Vec<&str> = mounts.lines().filter_map(|l| l.split_whitespace().nth(1)).filter(|m| m.starts_with(&prefix)).collect();
+        points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        for p in points {
+            if nix::mount::umount2(p, nix::mount::MntFlags::MNT_DETACH).is_ok() {
+                unmounted += 1;
+            }
+        }
+    }
+    let errors = net::destroy();
+    if !keep && dir.exists() {
+        std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
+    println!("lab down: {killed} processes killed, {unmounted} mounts removed, namespaces deleted{}", if keep { format!(", files kept in {}", dir.display()) } else { String::new() });
+    if !errors.is_empty() {
+        bail!("some namespaces could not be deleted: {}", errors.join("; "));
+    }
+    Ok(())
+}
