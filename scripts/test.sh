@@ -36,6 +36,14 @@ for v in no-drift-margin no-restart-wait; do
   echo "--unsafe-variant $v caught: $(head -1 "target/unsafe-$v.txt")"
 done
 
+step "fuzz the wire decoder for 60 s (cargo-fuzz, nightly)"
+if rustup toolchain list | grep -q '^nightly'; then
+  command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked cargo-fuzz
+  bash scripts/fuzz.sh 60
+else
+  echo "skipped: no nightly toolchain on this machine (cargo-fuzz needs it; rustup toolchain install nightly)"
+fi
+
 step "tests (aarch64, under qemu-aarch64-static)"
 cargo nextest run --target aarch64-unknown-linux-musl --no-fail-fast
 
