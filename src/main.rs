@@ -847,8 +847,18 @@ fn bench_gossip(a: &GossipBenchArgs) -> anyhow::Result<ExitCode> {
 fn lab(cmd: LabCommand) -> anyhow::Result<ExitCode> {
     use mooseherd::lab;
     match cmd {
-        LabCommand::Up { nodes, replication, host, dir } => {
-            lab::up(&lab::UpOptions { dir, nodes, replication, host })?;
+        LabCommand::Up {
+            nodes,
+            replication,
+            host,
+            dir,
+        } => {
+            lab::up(&lab::UpOptions {
+                dir,
+                nodes,
+                replication,
+                host,
+            })?;
         }
         LabCommand::Status { dir } => lab::print_status(&dir)?,
         LabCommand::Exec { node, cmd } => {

@@ -86,7 +86,7 @@ impl TestRack {
         let child = Command::new(BIN)
             .arg("--config")
             .arg(self.rack())
-            .args(["agent", "--node", name, "--socket"])
+            .args(["agent", "--host", "dry-run", "--node", name, "--socket"])
             .arg(self.socket(name))
             .arg("--state-dir")
             .arg(self.dir.path().join(format!("state-{name}")))

@@ -758,7 +758,10 @@ fn validate(raw: RawRack, path: &Path, host: HostChecks, d: &mut Diagnostics<'_>
         if let Some(m) = &n.mount_path
             && !m.get_ref().is_absolute()
         {
-            d.error(m.span(), format!("mount_path of `{name}` must be an absolute path"));
+            d.error(
+                m.span(),
+                format!("mount_path of `{name}` must be an absolute path"),
+            );
         }
         if roles.contains(&Role::Chunkserver) {
             if n.chunk_dirs.is_empty() {
@@ -793,7 +796,9 @@ fn validate(raw: RawRack, path: &Path, host: HostChecks, d: &mut Diagnostics<'_>
                 drbd_disk: n.drbd_disk,
                 meta_dir: n.meta_dir,
                 chunk_dirs: n.chunk_dirs,
-                mount_path: n.mount_path.map_or_else(|| c.mount_path.clone(), Spanned::into_inner),
+                mount_path: n
+                    .mount_path
+                    .map_or_else(|| c.mount_path.clone(), Spanned::into_inner),
             },
         ));
     }

@@ -21,7 +21,7 @@ use super::membership::{
     NodeMeta, ReplicaView, Roles,
 };
 use super::plan::{self, Action, Backend, Desired, Observed};
-use super::roles::{self, Health, ReplicaState};
+use super::roles::{self, Health, ReplicaState, Restarter};
 use super::{Instant, Machine, NodeId, Transmit};
 
 /// Everything that travels between agents (sealed by the wire).
@@ -174,6 +174,8 @@ pub struct Agent {
     meta: NodeMeta,
     pending: Option<Action>,
     retry_at: Option<Instant>,
+    chunkserver: Restarter,
+    mount: Restarter,
     actions: VecDeque<Action>,
     events: VecDeque<AgentEvent>,
     now: Instant,
@@ -216,6 +218,8 @@ impl Agent {
             meta,
             pending: None,
             retry_at: None,
+            chunkserver: Restarter::new(),
+            mount: Restarter::new(),
             actions: VecDeque::new(),
             events: VecDeque::new(),
             now,
@@ -252,13 +256,42 @@ impl Agent {
 
     /// The host's state after an action (or a periodic check).
     pub fn observe(&mut self, now: Instant, observed: Observed) {
+        self.track_daemons(now, &observed);
         self.observed = observed;
         self.pending = None;
         self.update(now);
     }
 
+    /// A periodic reading of the host (not the answer to an action: an action in flight stays in
+    /// flight).
+    pub fn refresh(&mut self, now: Instant, observed: Observed) {
+        let pending = self.pending;
+        self.pending = None;
+        self.track_daemons(now, &observed);
+        self.pending = pending;
+        self.observed = observed;
+        self.update(now);
+    }
+
+    /// Feeds the restart back-off of the role daemons: a daemon that was up and is gone, or that
+    /// was just started and is not up, counts as a failure.
+    fn track_daemons(&mut self, now: Instant, new: &Observed) {
+        let started = |a: Action| self.pending == Some(a);
+        if new.chunkserver_running {
+            self.chunkserver.running(now);
+        } else if self.observed.chunkserver_running || started(Action::StartChunkserver) {
+            self.chunkserver.failed(now);
+        }
+        if new.mount_healthy {
+            self.mount.running(now);
+        } else if self.observed.mount_healthy || started(Action::Remount) {
+            self.mount.failed(now);
+        }
+    }
+
     /// The action in flight failed; the plan is tried again after a short back-off.
     pub fn action_failed(&mut self, now: Instant, observed: Observed, error: String) {
+        self.track_daemons(now, &observed);
         if let Some(action) = self.pending.take() {
             self.events
                 .push_back(AgentEvent::ActionFailed { action, error });

@@ -69,6 +69,12 @@ pub struct Observed {
     pub provisioner: bool,
     /// A metalogger runs here (metalogger backend standbys).
     pub metalogger: bool,
+    /// mfschunkserver runs here (chunkserver role).
+    #[serde(default)]
+    pub chunkserver_running: bool,
+    /// mfsmount is mounted and answers (worker role).
+    #[serde(default)]
+    pub mount_healthy: bool,
 }
 
 impl Observed {
@@ -81,6 +87,8 @@ impl Observed {
         vip_until: None,
         provisioner: false,
         metalogger: false,
+        chunkserver_running: false,
+        mount_healthy: false,
     };
 
     /// Fenced: nothing of the master role is active here, so another node may promote.
@@ -123,6 +131,33 @@ pub enum Action {
     ReplicaSecondary,
     StartMetalogger,
     StopMetalogger,
+    /// Start mfschunkserver (MASTER_HOST = the VIP).
+    StartChunkserver,
+    /// (Re)mount MooseFS at the worker's mount path: lazy unmount of a dead mount, then mount.
+    Remount,
+}
+
+/// The daemons a node keeps up whatever the lease says, and whether their back-off allows a
+/// (re)start now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Roles {
+    pub chunkserver: bool,
+    pub worker: bool,
+    pub chunkserver_may_start: bool,
+    pub mount_may_start: bool,
+}
+
+/// Actions that keep the chunkserver and worker roles up (independent of the lease; the
+/// chunkserver and the mount find the master through the VIP).
+pub fn role_actions(roles: &Roles, obs: &Observed) -> Vec<Action> {
+    let mut a = Vec::new();
+    if roles.chunkserver && !obs.chunkserver_running && roles.chunkserver_may_start {
+        a.push(Action::StartChunkserver);
+    }
+    if roles.worker && !obs.mount_healthy && roles.mount_may_start {
+        a.push(Action::Remount);
+    }
+    a
 }
 
 /// Which replication backend shapes the standby side.
@@ -248,6 +283,8 @@ mod tests {
             Action::ReplicaSecondary => obs.replica = ReplicaRole::Secondary,
             Action::StartMetalogger => obs.metalogger = true,
             Action::StopMetalogger => obs.metalogger = false,
+            Action::StartChunkserver => obs.chunkserver_running = true,
+            Action::Remount => obs.mount_healthy = true,
         }
     }
 
@@ -398,6 +435,33 @@ mod tests {
             now,
         );
         assert!(a.is_empty(), "too close to the lease end to extend the VIP");
+    }
+
+    #[test]
+    fn role_daemons_restart_only_when_the_back_off_allows() {
+        let obs = Observed::IDLE;
+        let mut roles = Roles {
+            chunkserver: true,
+            worker: true,
+            chunkserver_may_start: true,
+            mount_may_start: false,
+        };
+        assert_eq!(role_actions(&roles, &obs), vec![Action::StartChunkserver]);
+        roles.mount_may_start = true;
+        assert_eq!(
+            role_actions(&roles, &obs),
+            vec![Action::StartChunkserver, Action::Remount]
+        );
+        let up = Observed {
+            chunkserver_running: true,
+            mount_healthy: true,
+            ..obs
+        };
+        assert!(role_actions(&roles, &up).is_empty());
+        assert!(
+            role_actions(&Roles::default(), &obs).is_empty(),
+            "no role, no daemon"
+        );
     }
 
     #[test]

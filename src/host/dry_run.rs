@@ -66,6 +66,8 @@ impl Host for DryRunHost {
             Action::ReplicaSecondary => s.replica = ReplicaRole::Secondary,
             Action::StartMetalogger => s.metalogger = true,
             Action::StopMetalogger => s.metalogger = false,
+            Action::StartChunkserver => s.chunkserver_running = true,
+            Action::Remount => s.mount_healthy = true,
         }
         Ok(self.observe(now))
     }
@@ -105,5 +107,7 @@ pub fn describe(a: &Action) -> String {
         Action::ReplicaSecondary => "make the metadata replica secondary".into(),
         Action::StartMetalogger => "start mfsmetalogger".into(),
         Action::StopMetalogger => "stop mfsmetalogger".into(),
+        Action::StartChunkserver => "start mfschunkserver".into(),
+        Action::Remount => "mount MooseFS for pods (lazy unmount of a dead mount first)".into(),
     }
 }

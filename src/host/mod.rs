@@ -7,8 +7,10 @@ pub mod dry_run;
 use crate::core::Instant;
 use crate::core::plan::{Action, Observed};
 
-/// What a host driver does for the agent loop.
-pub trait Host {
+/// What a host driver does for the agent loop. Calls are made from one dedicated thread, one at a
+/// time; each should return quickly (start a daemon and return; readiness shows in `observe`),
+/// except where a deadline is documented (stopping mfsmaster: SIGTERM, then SIGKILL).
+pub trait Host: Send {
     /// A short name for logs and status (`dry-run`, `linux`).
     fn name(&self) -> &'static str;
     /// The host's state now (at start, and after each action).
@@ -17,3 +19,49 @@ pub trait Host {
     fn execute(&mut self, action: Action, now: Instant) -> Result<Observed, String>;
 }
 pub mod sys;
+
+/// A request to the host thread.
+#[derive(Debug, Clone, Copy)]
+pub enum HostCmd {
+    Execute(Action, Instant),
+    Observe(Instant),
+}
+
+/// The host thread's answer.
+#[derive(Debug, Clone)]
+pub enum HostReply {
+    /// The action is done (or failed, with the state after it).
+    Done(Result<Observed, (Observed, String)>),
+    /// A periodic reading.
+    Observed(Observed),
+}
+
+/// Runs `host` on its own thread: the agent loop never blocks on the host.
+pub fn spawn(
+    mut host: Box<dyn Host>,
+) -> (
+    std::sync::mpsc::Sender<HostCmd>,
+    tokio::sync::mpsc::UnboundedReceiver<HostReply>,
+) {
+    let (cmd_tx, cmd_rx) = std::sync::mpsc::channel::<HostCmd>();
+    let (reply_tx, reply_rx) = tokio::sync::mpsc::unbounded_channel();
+    let spawned = std::thread::Builder::new()
+        .name("host".into())
+        .spawn(move || {
+            for cmd in cmd_rx {
+                let reply = match cmd {
+                    HostCmd::Execute(a, now) => {
+                        HostReply::Done(host.execute(a, now).map_err(|e| (host.observe(now), e)))
+                    }
+                    HostCmd::Observe(now) => HostReply::Observed(host.observe(now)),
+                };
+                if reply_tx.send(reply).is_err() {
+                    break;
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!("cannot start the host thread: {e}");
+    }
+    (cmd_tx, reply_rx)
+}

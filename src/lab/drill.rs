@@ -62,14 +62,22 @@ fn writer(path: PathBuf, stop: Arc<AtomicBool>, log: Arc<Mutex<WriterLog>>) {
     let mut file: Option<std::fs::File> = None;
     while !stop.load(Ordering::Relaxed) {
         if file.is_none() {
-            file = std::fs::OpenOptions::new().create(true).append(true).mode(0o644).open(&path).ok();
+            file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o644)
+                .open(&path)
+                .ok();
             if file.is_none() {
                 std::thread::sleep(Duration::from_millis(100));
                 continue;
             }
         }
         let Some(f) = file.as_mut() else { continue };
-        let ok = f.write_all(format!("{seq}\n").as_bytes()).and_then(|()| f.sync_all()).is_ok();
+        let ok = f
+            .write_all(format!("{seq}\n").as_bytes())
+            .and_then(|()| f.sync_all())
+            .is_ok();
         if ok {
             if let Ok(mut l) = log.lock() {
                 l.acked.push((seq, Instant::now()));
@@ -90,7 +98,9 @@ fn writer(path: PathBuf, stop: Arc<AtomicBool>, log: Arc<Mutex<WriterLog>>) {
 
 /// Split-brain monitor: runs in the switch namespace (it can reach every node).
 fn monitor(names: Vec<String>, stop: Arc<AtomicBool>, split: Arc<Mutex<Duration>>) {
-    let Ok(ns) = std::fs::File::open(format!("/run/netns/{}", net::SWITCH_NS)) else { return };
+    let Ok(ns) = std::fs::File::open(format!("/run/netns/{}", net::SWITCH_NS)) else {
+        return;
+    };
     if nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).is_err() {
         return;
     }
@@ -99,13 +109,19 @@ fn monitor(names: Vec<String>, stop: Arc<AtomicBool>, split: Arc<Mutex<Duration>
         let t0 = Instant::now();
         let vips = names.iter().filter(|n| has_vip(n)).count();
         let masters = (0..names.len())
-            .filter(|i| TcpStream::connect_timeout(&SocketAddr::from((net::node_addr(*i), MASTER_CLIENT_PORT)), Duration::from_millis(30)).is_ok())
+            .filter(|i| {
+                TcpStream::connect_timeout(
+                    &SocketAddr::from((net::node_addr(*i), MASTER_CLIENT_PORT)),
+                    Duration::from_millis(30),
+                )
+                .is_ok()
+            })
             .count();
         let spent = t0.elapsed().max(tick);
-        if vips > 1 || masters > 1 {
-            if let Ok(mut s) = split.lock() {
-                *s += spent;
-            }
+        if (vips > 1 || masters > 1)
+            && let Ok(mut s) = split.lock()
+        {
+            *s += spent;
         }
         if let Some(rest) = tick.checked_sub(t0.elapsed()) {
             std::thread::sleep(rest);
@@ -120,7 +136,11 @@ fn parse_ts(ts: &str) -> Option<f64> {
     let mut d = date.split('-').map(|x| x.parse::<i64>().ok());
     let (y, m, day) = (d.next()??, d.next()??, d.next()??);
     let mut t = time.split(':');
-    let (h, mi, s) = (t.next()?.parse::<f64>().ok()?, t.next()?.parse::<f64>().ok()?, t.next()?.parse::<f64>().ok()?);
+    let (h, mi, s) = (
+        t.next()?.parse::<f64>().ok()?,
+        t.next()?.parse::<f64>().ok()?,
+        t.next()?.parse::<f64>().ok()?,
+    );
     // Days from civil (Howard Hinnant's algorithm).
     let y2 = if m <= 2 { y - 1 } else { y };
     let era = y2.div_euclid(400);
@@ -148,19 +168,31 @@ const MARKS: &[(&str, &str)] = &[
 fn timeline(dir: &Path, names: &[String], skip: &str, fault_wall: f64) -> Vec<Mark> {
     let mut marks = Vec::new();
     for n in names.iter().filter(|n| *n != skip) {
-        let Ok(text) = std::fs::read_to_string(dir.join(n).join("agent.log")) else { continue };
+        let Ok(text) = std::fs::read_to_string(dir.join(n).join("agent.log")) else {
+            continue;
+        };
         for line in text.lines() {
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else { continue };
-            let Some(ts) = v["timestamp"].as_str().and_then(parse_ts) else { continue };
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            let Some(ts) = v["timestamp"].as_str().and_then(parse_ts) else {
+                continue;
+            };
             if ts < fault_wall - 0.5 || ts > fault_wall + 60.0 {
                 continue;
             }
             let msg = v["fields"]["message"].as_str().unwrap_or_default();
             if let Some((_, what)) = MARKS.iter().find(|(needle, _)| msg.contains(needle)) {
-                if *what == "sees the old leader down" && v["fields"]["member"].as_str() != Some(skip) {
+                if *what == "sees the old leader down"
+                    && v["fields"]["member"].as_str() != Some(skip)
+                {
                     continue;
                 }
-                marks.push(Mark { at_ms: ((ts - fault_wall) * 1000.0).round() as i64, node: n.clone(), what: what.to_string() });
+                marks.push(Mark {
+                    at_ms: ((ts - fault_wall) * 1000.0).round() as i64,
+                    node: n.clone(),
+                    what: what.to_string(),
+                });
             }
         }
     }
@@ -169,7 +201,9 @@ fn timeline(dir: &Path, names: &[String], skip: &str, fault_wall: f64) -> Vec<Ma
 }
 
 fn wall_now() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// Runs drill `name` on the lab at `dir`.
@@ -177,13 +211,28 @@ pub fn run(dir: &Path, name: &str) -> anyhow::Result<DrillReport> {
     super::require_root()?;
     let state: LabState = load(dir)?;
     let names = state.nodes.clone();
-    wait_healthy(dir, &names, Duration::from_secs(30)).context("the lab rack is not healthy before the drill")?;
+    wait_healthy(dir, &names, Duration::from_secs(30))
+        .context("the lab rack is not healthy before the drill")?;
     let (old_leader, _) = leader(dir, &names).context("no leader")?;
     // Write through a worker that is not a master candidate (it survives the drill).
-    let worker = names.iter().skip(3).next().or_else(|| names.get(2)).cloned().context("no worker")?;
+    let worker = names
+        .get(3)
+        .or_else(|| names.get(2))
+        .cloned()
+        .context("no worker")?;
     let drill_dir = dir.join(&worker).join("mnt").join("drills");
-    std::fs::create_dir_all(&drill_dir).with_context(|| format!("creating {} on MooseFS (is the worker's mount up?)", drill_dir.display()))?;
-    let file = drill_dir.join(format!("{name}-{}.log", SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())));
+    std::fs::create_dir_all(&drill_dir).with_context(|| {
+        format!(
+            "creating {} on MooseFS (is the worker's mount up?)",
+            drill_dir.display()
+        )
+    })?;
+    let file = drill_dir.join(format!(
+        "{name}-{}.log",
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    ));
     let stop = Arc::new(AtomicBool::new(false));
     let log = Arc::new(Mutex::new(WriterLog::default()));
     let split = Arc::new(Mutex::new(Duration::ZERO));
@@ -197,14 +246,19 @@ pub fn run(dir: &Path, name: &str) -> anyhow::Result<DrillReport> {
     };
     // Steady writes first.
     let warm = Instant::now();
-    while log.lock().map(|l| l.acked.len()).unwrap_or(0) < 20 && warm.elapsed() < Duration::from_secs(20) {
+    while log.lock().map(|l| l.acked.len()).unwrap_or(0) < 20
+        && warm.elapsed() < Duration::from_secs(20)
+    {
         std::thread::sleep(Duration::from_millis(50));
     }
     if log.lock().map(|l| l.acked.len()).unwrap_or(0) < 20 {
         stop.store(true, Ordering::Relaxed);
         let _ = w.join();
         let _ = m.join();
-        bail!("the writer could not write to {} before the drill", file.display());
+        bail!(
+            "the writer could not write to {} before the drill",
+            file.display()
+        );
     }
     let fault_at = Instant::now();
     let fault_wall = wall_now();
@@ -216,7 +270,12 @@ pub fn run(dir: &Path, name: &str) -> anyhow::Result<DrillReport> {
     }
     // Wait for the first acknowledged write after the fault, then a few more seconds of writes.
     let first = loop {
-        let first = log.lock().ok().and_then(|l| l.acked.iter().find(|(_, t)| *t > fault_at).map(|(_, t)| t.duration_since(fault_at)));
+        let first = log.lock().ok().and_then(|l| {
+            l.acked
+                .iter()
+                .find(|(_, t)| *t > fault_at)
+                .map(|(_, t)| t.duration_since(fault_at))
+        });
         if first.is_some() || fault_at.elapsed() > Duration::from_secs(90) {
             break first;
         }
@@ -228,9 +287,14 @@ pub fn run(dir: &Path, name: &str) -> anyhow::Result<DrillReport> {
     let _ = m.join();
     let new_leader = leader(dir, &names).map(|l| l.0);
     // Verify: every acknowledged record is in the file.
-    let acked: Vec<u64> = log.lock().map(|l| l.acked.iter().map(|(s, _)| *s).collect()).unwrap_or_default();
+    let acked: Vec<u64> = log
+        .lock()
+        .map(|l| l.acked.iter().map(|(s, _)| *s).collect())
+        .unwrap_or_default();
     let mut text = String::new();
-    std::fs::File::open(&file).and_then(|mut f| f.read_to_string(&mut text)).with_context(|| format!("reading back {}", file.display()))?;
+    std::fs::File::open(&file)
+        .and_then(|mut f| f.read_to_string(&mut text))
+        .with_context(|| format!("reading back {}", file.display()))?;
     let present: BTreeSet<u64> = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
     let lost = acked.iter().filter(|s| !present.contains(s)).count() as u64;
     // Bring the killed node back for the next drill.
@@ -239,10 +303,18 @@ pub fn run(dir: &Path, name: &str) -> anyhow::Result<DrillReport> {
         st.agents.insert(old_leader.clone(), pid);
         let _ = std::fs::write(super::lab_file(dir), serde_json::to_string_pretty(&st)?);
     }
-    let mut tl = vec![Mark { at_ms: 0, node: old_leader.clone(), what: "killed (agent and daemons, SIGKILL)".into() }];
+    let mut tl = vec![Mark {
+        at_ms: 0,
+        node: old_leader.clone(),
+        what: "killed (agent and daemons, SIGKILL)".into(),
+    }];
     tl.extend(timeline(dir, &names, &old_leader, fault_wall));
     if let Some(f) = first {
-        tl.push(Mark { at_ms: f.as_millis() as i64, node: worker.clone(), what: "first acknowledged write".into() });
+        tl.push(Mark {
+            at_ms: f.as_millis() as i64,
+            node: worker.clone(),
+            what: "first acknowledged write".into(),
+        });
         tl.sort_by_key(|m| m.at_ms);
     }
     let split_s = split.lock().map(|d| d.as_secs_f64()).unwrap_or(0.0);
@@ -260,15 +332,31 @@ pub fn run(dir: &Path, name: &str) -> anyhow::Result<DrillReport> {
 
 /// Prints the report for a person.
 pub fn print(r: &DrillReport) {
-    println!("drill {}: {} killed; new leader {}", r.drill, r.leader_before, r.leader_after.as_deref().unwrap_or("none"));
+    println!(
+        "drill {}: {} killed; new leader {}",
+        r.drill,
+        r.leader_before,
+        r.leader_after.as_deref().unwrap_or("none")
+    );
     for m in &r.timeline {
-        println!("  {:>+8.3} s  {:<5} {}", m.at_ms as f64 / 1000.0, m.node, m.what);
+        println!(
+            "  {:>+8.3} s  {:<5} {}",
+            m.at_ms as f64 / 1000.0,
+            m.node,
+            m.what
+        );
     }
     match r.first_write_ms {
-        Some(ms) => println!("first acknowledged write {:.2} s after the fault", ms as f64 / 1000.0),
+        Some(ms) => println!(
+            "first acknowledged write {:.2} s after the fault",
+            ms as f64 / 1000.0
+        ),
         None => println!("no acknowledged write within 90 s of the fault"),
     }
-    println!("acknowledged writes: {}, lost: {}, split-brain: {:.2} s", r.acknowledged, r.lost, r.split_brain_s);
+    println!(
+        "acknowledged writes: {}, lost: {}, split-brain: {:.2} s",
+        r.acknowledged, r.lost, r.split_brain_s
+    );
 }
 
 #[cfg(test)]

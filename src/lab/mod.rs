@@ -45,18 +45,22 @@ pub fn lab_file(dir: &Path) -> PathBuf {
 }
 
 pub fn load(dir: &Path) -> anyhow::Result<LabState> {
-    let text = std::fs::read_to_string(lab_file(dir)).with_context(|| format!("no lab at {} (run `mooseherd lab up` first)", dir.display()))?;
+    let text = std::fs::read_to_string(lab_file(dir))
+        .with_context(|| format!("no lab at {} (run `mooseherd lab up` first)", dir.display()))?;
     serde_json::from_str(&text).with_context(|| format!("corrupt {}", lab_file(dir).display()))
 }
 
 fn save(dir: &Path, s: &LabState) -> anyhow::Result<()> {
-    std::fs::write(lab_file(dir), serde_json::to_string_pretty(s)?).with_context(|| format!("writing {}", lab_file(dir).display()))
+    std::fs::write(lab_file(dir), serde_json::to_string_pretty(s)?)
+        .with_context(|| format!("writing {}", lab_file(dir).display()))
 }
 
 /// Fails unless root, naming what to do.
 pub fn require_root() -> anyhow::Result<()> {
     if !nix::unistd::geteuid().is_root() {
-        bail!("the lab creates network namespaces and mounts: run it as root (sudo mooseherd lab ...)");
+        bail!(
+            "the lab creates network namespaces and mounts: run it as root (sudo mooseherd lab ...)"
+        );
     }
     Ok(())
 }
@@ -71,16 +75,27 @@ pub fn require_tools() -> anyhow::Result<()> {
         ("mfsmount", "moosefs-client"),
         ("mfsmetalogger", "moosefs-metalogger"),
     ];
-    let missing: Vec<&str> = tools.iter().filter(|(t, _)| !on_path(t)).map(|(_, p)| *p).collect();
+    let missing: Vec<&str> = tools
+        .iter()
+        .filter(|(t, _)| !on_path(t))
+        .map(|(_, p)| *p)
+        .collect();
     if !missing.is_empty() {
-        bail!("missing Debian packages: {} (apt-get install {}; scripts/setup.sh installs everything)", missing.join(", "), missing.join(" "));
+        bail!(
+            "missing Debian packages: {} (apt-get install {}; scripts/setup.sh installs everything)",
+            missing.join(", "),
+            missing.join(" ")
+        );
     }
     Ok(())
 }
 
 fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-        || ["/usr/sbin", "/sbin", "/usr/bin"].iter().any(|d| Path::new(d).join(tool).is_file())
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+        || ["/usr/sbin", "/sbin", "/usr/bin"]
+            .iter()
+            .any(|d| Path::new(d).join(tool).is_file())
 }
 
 /// Node names of a lab of `n` nodes.
@@ -97,7 +112,10 @@ pub fn rack_toml(dir: &Path, names: &[String], replication: &str) -> String {
         dir.join("keyring").display()
     );
     if replication == "shared-dir" {
-        s.push_str(&format!("shared_dir = \"{}\"\n", dir.join("shared").display()));
+        s.push_str(&format!(
+            "shared_dir = \"{}\"\n",
+            dir.join("shared").display()
+        ));
     }
     for (i, name) in names.iter().enumerate() {
         let roles = match i {
@@ -125,7 +143,10 @@ pub fn start_agent(dir: &Path, name: &str, host: &str) -> anyhow::Result<u32> {
     let exe = std::env::current_exe().context("finding the mooseherd binary")?;
     let node_dir = dir.join(name);
     std::fs::create_dir_all(&node_dir)?;
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(node_dir.join("agent.log"))?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(node_dir.join("agent.log"))?;
     let mut cmd = Command::new("nsenter");
     cmd.arg(format!("--net=/run/netns/{}", net::ns(name)))
         .arg("--")
@@ -148,15 +169,29 @@ pub fn start_agent(dir: &Path, name: &str, host: &str) -> anyhow::Result<u32> {
             Ok(())
         });
     }
-    let child = cmd.spawn().with_context(|| format!("starting the agent of {name}"))?;
+    let child = cmd
+        .spawn()
+        .with_context(|| format!("starting the agent of {name}"))?;
     Ok(child.id())
 }
 
 /// The agent's status, if it answers.
 pub fn status_of(dir: &Path, name: &str) -> Option<StatusReport> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
     let path = dir.join(name).join("control.sock");
-    let resp = rt.block_on(async { tokio::time::timeout(Duration::from_secs(2), control::call(&path, &Request::Status)).await }).ok()?.ok()?;
+    let resp = rt
+        .block_on(async {
+            tokio::time::timeout(
+                Duration::from_secs(2),
+                control::call(&path, &Request::Status),
+            )
+            .await
+        })
+        .ok()?
+        .ok()?;
     resp.status
 }
 
@@ -170,7 +205,18 @@ pub fn leader(dir: &Path, names: &[String]) -> Option<(String, u64)> {
 
 /// Whether node `i`'s namespace has the VIP configured now.
 pub fn has_vip(name: &str) -> bool {
-    let out = Command::new("ip").args(["-n", &net::ns(name), "-4", "-o", "addr", "show", "dev", "eth0"]).output();
+    let out = Command::new("ip")
+        .args([
+            "-n",
+            &net::ns(name),
+            "-4",
+            "-o",
+            "addr",
+            "show",
+            "dev",
+            "eth0",
+        ])
+        .output();
     out.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(&format!(" {}/", net::vip())))
 }
 
@@ -184,7 +230,10 @@ pub fn up(o: &UpOptions) -> anyhow::Result<()> {
         bail!("a lab rack needs at least 3 nodes (3 voters)");
     }
     if lab_file(&o.dir).exists() || !net::lab_namespaces().is_empty() {
-        bail!("a lab already exists (at {} or as mhlab-* namespaces); run `mooseherd lab down` first", o.dir.display());
+        bail!(
+            "a lab already exists (at {} or as mhlab-* namespaces); run `mooseherd lab down` first",
+            o.dir.display()
+        );
     }
     let names = node_names(o.nodes);
     std::fs::create_dir_all(&o.dir).with_context(|| format!("creating {}", o.dir.display()))?;
@@ -192,7 +241,10 @@ pub fn up(o: &UpOptions) -> anyhow::Result<()> {
     if !ring.exists() {
         crate::wire::keyring::keygen(&ring).map_err(|e| anyhow::anyhow!("{e}"))?;
     }
-    std::fs::write(o.dir.join("rack.toml"), rack_toml(&o.dir, &names, &o.replication))?;
+    std::fs::write(
+        o.dir.join("rack.toml"),
+        rack_toml(&o.dir, &names, &o.replication),
+    )?;
     if o.replication == "shared-dir" {
         std::fs::create_dir_all(o.dir.join("shared"))?;
     }
@@ -201,22 +253,43 @@ pub fn up(o: &UpOptions) -> anyhow::Result<()> {
             std::fs::create_dir_all(o.dir.join(n).join(sub))?;
         }
     }
-    let mut state = LabState { nodes: names.clone(), replication: o.replication.clone(), agents: BTreeMap::new() };
+    let mut state = LabState {
+        nodes: names.clone(),
+        replication: o.replication.clone(),
+        agents: BTreeMap::new(),
+    };
     save(&o.dir, &state)?;
     net::create(&names).context("creating the lab network")?;
     // The switch gets an address too, so the lab tool can reach every node (probes, drills).
-    net::ip(&["-n", net::SWITCH_NS, "addr", "add", "10.213.0.2/24", "dev", "br0"])?;
+    net::ip(&[
+        "-n",
+        net::SWITCH_NS,
+        "addr",
+        "add",
+        "10.213.0.2/24",
+        "dev",
+        "br0",
+    ])?;
     for n in &names {
         let pid = start_agent(&o.dir, n, &o.host)?;
         state.agents.insert(n.clone(), pid);
         save(&o.dir, &state)?;
     }
-    println!("lab: {} nodes in namespaces mhlab-pi1..pi{} on 10.213.0.0/24 (VIP {}), replication {}, agents started", o.nodes, o.nodes, net::vip(), o.replication);
+    println!(
+        "lab: {} nodes in namespaces mhlab-pi1..pi{} on 10.213.0.0/24 (VIP {}), replication {}, agents started",
+        o.nodes,
+        o.nodes,
+        net::vip(),
+        o.replication
+    );
     let start = Instant::now();
     let healthy = wait_healthy(&o.dir, &names, Duration::from_secs(60));
     match healthy {
         Ok(()) => println!("lab: healthy after {:.1} s", start.elapsed().as_secs_f64()),
-        Err(e) => println!("lab: not healthy yet: {e:#} (see {}/*/agent.log)", o.dir.display()),
+        Err(e) => println!(
+            "lab: not healthy yet: {e:#} (see {}/*/agent.log)",
+            o.dir.display()
+        ),
     }
     print_status(&o.dir)?;
     Ok(())
@@ -230,11 +303,25 @@ pub fn wait_healthy(dir: &Path, names: &[String], timeout: Duration) -> anyhow::
         let statuses: Vec<Option<StatusReport>> = names.iter().map(|n| status_of(dir, n)).collect();
         let answering = statuses.iter().filter(|s| s.is_some()).count();
         let leader = leader(dir, names);
-        let all_alive = statuses.iter().flatten().all(|s| s.agent.members.iter().all(|m| m.state == "alive"));
+        let all_alive = statuses
+            .iter()
+            .flatten()
+            .all(|s| s.agent.members.iter().all(|m| m.state == "alive"));
         let vip_owner: Vec<&String> = names.iter().filter(|n| has_vip(n)).collect();
-        match (&leader, answering == names.len(), all_alive, vip_owner.len()) {
+        match (
+            &leader,
+            answering == names.len(),
+            all_alive,
+            vip_owner.len(),
+        ) {
             (Some((l, _)), true, true, 1) if vip_owner[0] == l => return Ok(()),
-            _ => last = format!("{answering}/{} agents answer, leader {:?}, all alive {all_alive}, VIP on {vip_owner:?}", names.len(), leader.map(|l| l.0)),
+            _ => {
+                last = format!(
+                    "{answering}/{} agents answer, leader {:?}, all alive {all_alive}, VIP on {vip_owner:?}",
+                    names.len(),
+                    leader.map(|l| l.0)
+                )
+            }
         }
         std::thread::sleep(Duration::from_millis(250));
     }
@@ -244,15 +331,24 @@ pub fn wait_healthy(dir: &Path, names: &[String], timeout: Duration) -> anyhow::
 /// `mooseherd lab status`.
 pub fn print_status(dir: &Path) -> anyhow::Result<()> {
     let state = load(dir)?;
-    println!("{:<6} {:<9} {:<8} {:>5} {:<6} {:<5} {}", "NODE", "AGENT", "ROLE", "EPOCH", "LEADER", "VIP", "MEMBERS (alive/all)");
+    println!(
+        "{:<6} {:<9} {:<8} {:>5} {:<6} {:<5} MEMBERS (alive/all)",
+        "NODE", "AGENT", "ROLE", "EPOCH", "LEADER", "VIP"
+    );
     for n in &state.nodes {
         let s = status_of(dir, n);
-        let pid_alive = state.agents.get(n).is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
+        let pid_alive = state
+            .agents
+            .get(n)
+            .is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
         match s {
             Some(s) => {
                 let a = &s.agent;
                 let alive = a.members.iter().filter(|m| m.state == "alive").count();
-                let leader = a.leader.and_then(|l| s.names.get(usize::from(l.0)).cloned()).unwrap_or_else(|| "-".into());
+                let leader = a
+                    .leader
+                    .and_then(|l| s.names.get(usize::from(l.0)).cloned())
+                    .unwrap_or_else(|| "-".into());
                 println!(
                     "{:<6} {:<9} {:<8} {:>5} {:<6} {:<5} {}/{}",
                     n,
@@ -265,7 +361,15 @@ pub fn print_status(dir: &Path) -> anyhow::Result<()> {
                     a.members.len()
                 );
             }
-            None => println!("{:<6} {:<9} {:<8} {:>5} {:<6} {:<5} -", n, if pid_alive { "no answer" } else { "down" }, "-", "-", "-", if has_vip(n) { "yes" } else { "-" }),
+            None => println!(
+                "{:<6} {:<9} {:<8} {:>5} {:<6} {:<5} -",
+                n,
+                if pid_alive { "no answer" } else { "down" },
+                "-",
+                "-",
+                "-",
+                if has_vip(n) { "yes" } else { "-" }
+            ),
         }
     }
     Ok(())
@@ -278,19 +382,39 @@ pub fn exec(node: &str, cmd: &[String]) -> anyhow::Result<i32> {
         bail!("give a command after `--`");
     }
     if !net::lab_namespaces().contains(&net::ns(node)) {
-        bail!("no lab node `{node}` (namespaces: {})", net::lab_namespaces().join(", "));
+        bail!(
+            "no lab node `{node}` (namespaces: {})",
+            net::lab_namespaces().join(", ")
+        );
     }
-    let status = Command::new("nsenter").arg(format!("--net=/run/netns/{}", net::ns(node))).arg("--").args(cmd).status().context("running nsenter")?;
+    let status = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{}", net::ns(node)))
+        .arg("--")
+        .args(cmd)
+        .status()
+        .context("running nsenter")?;
     Ok(status.code().unwrap_or(1))
 }
 
 /// Kills every process inside node `name`'s namespace (agent, daemons, mfsmount), SIGKILL.
 pub fn kill_node(name: &str) -> Vec<u32> {
-    let out = Command::new("ip").args(["netns", "pids", &net::ns(name)]).output();
-    let pids: Vec<u32> = out.map(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().filter_map(|p| p.parse().ok()).collect()).unwrap_or_default();
+    let out = Command::new("ip")
+        .args(["netns", "pids", &net::ns(name)])
+        .output();
+    let pids: Vec<u32> = out
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
     for p in &pids {
         if let Ok(pid) = i32::try_from(*p) {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
     }
     pids
@@ -305,7 +429,13 @@ pub fn down(dir: &Path, keep: bool) -> anyhow::Result<()> {
     if let Some(s) = &state {
         for pid in s.agents.values() {
             if let Ok(p) = i32::try_from(*pid) {
-                killed += usize::from(nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), nix::sys::signal::Signal::SIGKILL).is_ok());
+                killed += usize::from(
+                    nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(p),
+                        nix::sys::signal::Signal::SIGKILL,
+                    )
+                    .is_ok(),
+                );
             }
         }
     }
@@ -317,7 +447,11 @@ pub fn down(dir: &Path, keep: bool) -> anyhow::Result<()> {
     let mut unmounted = 0;
     if let Ok(mounts) = std::fs::read_to_string("/proc/mounts") {
         let prefix = dir.to_string_lossy().to_string();
-        let mut points: Vec<&str> = mounts.lines().filter_map(|l| l.split_whitespace().nth(1)).filter(|m| m.starts_with(&prefix)).collect();
+        let mut points: Vec<&str> = mounts
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .filter(|m| m.starts_with(&prefix))
+            .collect();
         points.sort_by_key(|p| std::cmp::Reverse(p.len()));
         for p in points {
             if nix::mount::umount2(p, nix::mount::MntFlags::MNT_DETACH).is_ok() {
@@ -329,9 +463,19 @@ pub fn down(dir: &Path, keep: bool) -> anyhow::Result<()> {
     if !keep && dir.exists() {
         std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
     }
-    println!("lab down: {killed} processes killed, {unmounted} mounts removed, namespaces deleted{}", if keep { format!(", files kept in {}", dir.display()) } else { String::new() });
+    println!(
+        "lab down: {killed} processes killed, {unmounted} mounts removed, namespaces deleted{}",
+        if keep {
+            format!(", files kept in {}", dir.display())
+        } else {
+            String::new()
+        }
+    );
     if !errors.is_empty() {
-        bail!("some namespaces could not be deleted: {}", errors.join("; "));
+        bail!(
+            "some namespaces could not be deleted: {}",
+            errors.join("; ")
+        );
     }
     Ok(())
 }

@@ -23,7 +23,12 @@ pub fn ns(name: &str) -> String {
 
 /// The address of the `i`-th node (0-based).
 pub fn node_addr(i: usize) -> Ipv4Addr {
-    Ipv4Addr::new(SUBNET[0], SUBNET[1], SUBNET[2], 11 + u8::try_from(i).unwrap_or(200))
+    Ipv4Addr::new(
+        SUBNET[0],
+        SUBNET[1],
+        SUBNET[2],
+        11 + u8::try_from(i).unwrap_or(200),
+    )
 }
 
 pub fn vip() -> Ipv4Addr {
@@ -32,9 +37,16 @@ pub fn vip() -> Ipv4Addr {
 
 /// Runs `ip ARGS`, failing with its stderr.
 pub fn ip(args: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new("ip").args(args).output().context("running `ip` (install iproute2)")?;
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .context("running `ip` (install iproute2)")?;
     if !out.status.success() {
-        bail!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(())
 }
@@ -57,17 +69,40 @@ pub fn create(names: &[String]) -> anyhow::Result<()> {
     ip(&["-n", SWITCH_NS, "link", "set", "lo", "up"])?;
     ip(&["-n", SWITCH_NS, "link", "add", "br0", "type", "bridge"])?;
     // No STP, no forwarding delay: the lab's links are up at once.
-    ip(&["-n", SWITCH_NS, "link", "set", "br0", "type", "bridge", "forward_delay", "0", "stp_state", "0"])?;
+    ip(&[
+        "-n",
+        SWITCH_NS,
+        "link",
+        "set",
+        "br0",
+        "type",
+        "bridge",
+        "forward_delay",
+        "0",
+        "stp_state",
+        "0",
+    ])?;
     ip(&["-n", SWITCH_NS, "link", "set", "br0", "up"])?;
     for (i, name) in names.iter().enumerate() {
         let node_ns = ns(name);
         let port = format!("p{i}");
         ip(&["netns", "add", &node_ns])?;
         ip(&["-n", &node_ns, "link", "set", "lo", "up"])?;
-        ip(&["-n", SWITCH_NS, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &node_ns])?;
+        ip(&[
+            "-n", SWITCH_NS, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns",
+            &node_ns,
+        ])?;
         ip(&["-n", SWITCH_NS, "link", "set", &port, "master", "br0"])?;
         ip(&["-n", SWITCH_NS, "link", "set", &port, "up"])?;
-        ip(&["-n", &node_ns, "addr", "add", &format!("{}/24", node_addr(i)), "dev", "eth0"])?;
+        ip(&[
+            "-n",
+            &node_ns,
+            "addr",
+            "add",
+            &format!("{}/24", node_addr(i)),
+            "dev",
+            "eth0",
+        ])?;
         ip(&["-n", &node_ns, "link", "set", "eth0", "up"])?;
     }
     Ok(())
@@ -76,7 +111,14 @@ pub fn create(names: &[String]) -> anyhow::Result<()> {
 /// Cuts or restores node `i`'s link at the switch (its own interface stays up, like a cable pulled
 /// at the switch end: the node sees no carrier change, a silent partition).
 pub fn set_link(i: usize, up: bool) -> anyhow::Result<()> {
-    ip(&["-n", SWITCH_NS, "link", "set", &format!("p{i}"), if up { "up" } else { "down" }])
+    ip(&[
+        "-n",
+        SWITCH_NS,
+        "link",
+        "set",
+        &format!("p{i}"),
+        if up { "up" } else { "down" },
+    ])
 }
 
 /// Deletes every lab namespace (their veths go with them).

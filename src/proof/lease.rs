@@ -117,6 +117,8 @@ impl RackNode {
             vip_until: k.vip_until.filter(|u| *u > now),
             provisioner: self.provisioner,
             metalogger: false,
+            chunkserver_running: false,
+            mount_healthy: false,
         }
     }
 
@@ -209,7 +211,10 @@ impl RackNode {
             }
             Action::UnmountMeta => k.meta_mounted = false,
             Action::ReplicaSecondary => k.replica = ReplicaRole::Secondary,
-            Action::StartMetalogger | Action::StopMetalogger => {}
+            Action::StartMetalogger
+            | Action::StopMetalogger
+            | Action::StartChunkserver
+            | Action::Remount => {}
         }
         self.set_kernel(k);
     }

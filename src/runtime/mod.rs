@@ -26,8 +26,8 @@ use crate::core::lease::LeaseEvent;
 use crate::core::membership::MemberEvent;
 use crate::core::roles::ReplicaState;
 use crate::core::{Instant, Machine, NodeId};
-use crate::host::Host;
 use crate::host::dry_run::{DryRunHost, describe};
+use crate::host::{Host, HostCmd, HostReply};
 use crate::wire::{Endpoint, Keyring, Opened, fresh_incarnation};
 use control::{Pending, Request, Response, StatusReport};
 
@@ -133,13 +133,15 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
     tokio::spawn(control::serve(listener, ctl_tx));
 
     let clock = Clock(std::time::Instant::now());
-    let mut host: Box<dyn Host> = Box::new(DryRunHost::new());
-    warn!(
-        "host driver: {} — actions are logged, not performed (the MooseFS/VIP drivers arrive with the lab rack)",
-        host.name()
-    );
+    let mut host: Box<dyn Host> = make_host(&opts.host, &rack, &node, &state_dir)?;
+    let host_name = host.name();
+    if host_name == "dry-run" {
+        warn!("host driver: dry-run: actions are logged, not performed");
+    }
     let now = clock.now();
     let observed = host.observe(now);
+    let (host_tx, mut host_rx) = crate::host::spawn(host);
+    let mut host_busy = false;
     let seed = incarnation ^ u64::from(me.0);
     let mut agent = Agent::new(
         AgentSpec::from_rack(&rack, me),
@@ -162,7 +164,8 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
         .context("SIGINT handler")?;
     let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
     let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
-    let mut health_tick = tokio::time::interval(Duration::from_secs(5));
+    // Health and host readings: often enough to notice a dead daemon or mount within a second.
+    let mut health_tick = tokio::time::interval(Duration::from_secs(1));
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     let mut shutdown_at: Option<Instant> = None;
     let mut buf = vec![0u8; 2048];
@@ -187,20 +190,16 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
                 Err(e) => warn!("cannot seal a message for {}: {e}", name_of(t.to)),
             }
         }
-        while let Some(action) = agent.poll_action() {
-            debug!(
+        if !host_busy && let Some(action) = agent.poll_action() {
+            info!(
                 epoch = agent.lease().highest_epoch(),
                 "{}",
                 describe(&action)
             );
-            let now = clock.now();
-            match host.execute(action, now) {
-                Ok(obs) => agent.observe(now, obs),
-                Err(e) => {
-                    let obs = host.observe(now);
-                    agent.action_failed(now, obs, e);
-                }
+            if host_tx.send(HostCmd::Execute(action, clock.now())).is_err() {
+                bail!("the host thread is gone");
             }
+            host_busy = true;
         }
         while let Some(ev) = agent.poll_event() {
             if let AgentEvent::Lease(LeaseEvent::Standing { epoch }) = &ev {
@@ -267,7 +266,7 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
                                 rack: rack.cluster.name.clone(),
                                 node: node.name.clone(),
                                 names: names.clone(),
-                                host: host.name().to_string(),
+                                host: host_name.to_string(),
                                 uptime_s: now.as_micros() / 1_000_000,
                                 agent: agent.status(now),
                                 wire: *endpoint.stats(),
@@ -305,13 +304,24 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
                 };
                 let _ = p.reply.send(response);
             }
+            Some(reply) = host_rx.recv() => {
+                let now = clock.now();
+                match reply {
+                    HostReply::Done(Ok(obs)) => {
+                        host_busy = false;
+                        agent.observe(now, obs);
+                    }
+                    HostReply::Done(Err((obs, e))) => {
+                        host_busy = false;
+                        agent.action_failed(now, obs, e);
+                    }
+                    HostReply::Observed(obs) => agent.refresh(now, obs),
+                }
+            }
             _ = health_tick.tick() => {
                 let now = clock.now();
                 agent.set_health(now, crate::host::sys::read_health(maintenance), replica, 0);
-                let obs = host.observe(now);
-                if agent.status(now).pending_action.is_none() {
-                    agent.observe(now, obs);
-                }
+                let _ = host_tx.send(HostCmd::Observe(now));
             }
             _ = watchdog_tick.tick(), if watchdog.is_some() => {
                 let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
@@ -319,6 +329,19 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
             _ = sigterm.recv() => begin_shutdown(&mut agent, &clock, &mut shutdown_at),
             _ = sigint.recv() => begin_shutdown(&mut agent, &clock, &mut shutdown_at),
         }
+    }
+}
+
+/// The host driver for `--host`.
+fn make_host(
+    kind: &str,
+    _rack: &Rack,
+    _node: &crate::config::Node,
+    _state_dir: &std::path::Path,
+) -> anyhow::Result<Box<dyn Host>> {
+    match kind {
+        "dry-run" => Ok(Box::new(DryRunHost::new())),
+        other => bail!("host driver `{other}` is not available in this build (use --host dry-run)"),
     }
 }
 
