@@ -32,6 +32,13 @@
 //!   defined twice (each is written once), drops `LIMIT_GLIBC_MALLOC_ARENAS` (not written), and
 //!   deprecates `mingoal/maxgoal` in exports (not written). `CHUNKS_LOOP_MIN_TIME` is clamped to
 //!   at least 60 s by both.
+//!
+//! # Measured here (3.0.117, 2 cores, namespaces; `cargo test --lib host::mfs -- --nocapture`)
+//! Master start on an empty filesystem ~0.1 s, `-a` after kill -9 ~0.2 s (up to 1.7 s while
+//! other tests start masters on the same 2 cores); clean stop (SIGTERM to exit) 2.3-3.0 s.
+//! After a new master is ready, clients wait for mfsmount's fixed 2 s reconnect loop and for
+//! chunkservers to re-register (`MASTER_RECONNECTION_DELAY`, default 5 s: set to 1 here, which
+//! brought the first read after `-a` from 11.8 s to 1.8 s).
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -610,6 +617,8 @@ pub struct Stopped {
 
 /// A supervised MooseFS daemon: a foreground child in its own process group, signalled only by
 /// its own PID (never through `mfsmaster stop`, which signals whatever PID the lock file names).
+/// Dropping it SIGKILLs its process group (a guard for tests and error paths): stop a master
+/// with [`Daemon::stop`] first when its metadata should be saved.
 #[derive(Debug)]
 pub struct Daemon {
     spec: DaemonSpec,
