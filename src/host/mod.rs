@@ -3,6 +3,8 @@
 //! care whether it drives the real thing or records what it would do.
 
 pub mod dry_run;
+pub mod mfs;
+pub mod mount;
 
 use crate::core::Instant;
 use crate::core::plan::{Action, Observed};
