@@ -4,7 +4,9 @@
 
 pub mod dry_run;
 pub mod mfs;
+pub mod linux;
 pub mod mount;
+pub mod vip;
 
 use crate::core::Instant;
 use crate::core::plan::{Action, Observed};

@@ -133,13 +133,21 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
     tokio::spawn(control::serve(listener, ctl_tx));
 
     let clock = Clock(std::time::Instant::now());
-    let mut host: Box<dyn Host> = make_host(&opts.host, &rack, &node, &state_dir)?;
+    // Host drivers block (and some run a small runtime of their own): build the host and take its
+    // first reading off the async runtime.
+    let now = clock.now();
+    let (kind, r2, n2, s2) = (opts.host.clone(), rack.clone(), node.clone(), state_dir.clone());
+    let (host, observed) = std::thread::spawn(move || -> anyhow::Result<(Box<dyn Host>, crate::core::plan::Observed)> {
+        let mut host = make_host(&kind, &r2, &n2, &s2)?;
+        let observed = host.observe(now);
+        Ok((host, observed))
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("the host driver panicked while starting"))??;
     let host_name = host.name();
     if host_name == "dry-run" {
         warn!("host driver: dry-run: actions are logged, not performed");
     }
-    let now = clock.now();
-    let observed = host.observe(now);
     let (host_tx, mut host_rx) = crate::host::spawn(host);
     let mut host_busy = false;
     let seed = incarnation ^ u64::from(me.0);
@@ -333,15 +341,11 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
 }
 
 /// The host driver for `--host`.
-fn make_host(
-    kind: &str,
-    _rack: &Rack,
-    _node: &crate::config::Node,
-    _state_dir: &std::path::Path,
-) -> anyhow::Result<Box<dyn Host>> {
+fn make_host(kind: &str, rack: &Rack, node: &crate::config::Node, state_dir: &std::path::Path) -> anyhow::Result<Box<dyn Host>> {
     match kind {
         "dry-run" => Ok(Box::new(DryRunHost::new())),
-        other => bail!("host driver `{other}` is not available in this build (use --host dry-run)"),
+        "linux" => Ok(Box::new(crate::host::linux::LinuxHost::new(rack, node, state_dir).context("setting up the host driver")?)),
+        other => bail!("unknown host driver `{other}` (linux or dry-run)"),
     }
 }
 

@@ -1,0 +1,310 @@
+//! The Linux host: the real VIP (rtnetlink, kernel lifetime, gratuitous ARP), the real MooseFS
+//! daemons (mfsmaster, mfschunkserver, mfsmetalogger, mfsmount) and the replication backend's
+//! steps. Every call is quick except stopping mfsmaster (SIGTERM, then SIGKILL at a deadline
+//! inside the fencing budget).
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::Host;
+use super::mfs::{self, ChunkserverConfig, Daemon, DaemonSpec, MasterConfig, MetaloggerConfig};
+use super::mount::MfsMount;
+use super::vip::VipDriver;
+use crate::config::{Node, Rack, Replication, Role};
+use crate::core::Instant;
+use crate::core::plan::{Action, Observed, ReplicaRole};
+
+/// How many gratuitous ARPs announce a VIP, and how far apart (BRIEF: without them clients took
+/// 47 s to find the new master).
+const ARP_COUNT: u32 = 5;
+const ARP_SPACING: Duration = Duration::from_millis(200);
+
+/// The real host of one node.
+pub struct LinuxHost {
+    backend: Replication,
+    vip: ipnet::Ipv4Net,
+    interface: String,
+    vip_driver: Option<VipDriver>,
+    /// mfsmaster's data directory (the shared directory, or this node's meta_dir).
+    master_data: PathBuf,
+    metalogger_data: PathBuf,
+    /// The chunkserver's working directory (lock file, stats), owned by the daemon user.
+    chunkserver_data: PathBuf,
+    /// Generated configs and daemon logs.
+    cfg_dir: PathBuf,
+    chunk_dirs: Vec<PathBuf>,
+    is_chunkserver: bool,
+    is_worker: bool,
+    stop_deadline: Duration,
+    master: Option<Daemon>,
+    master_unclean: bool,
+    chunkserver: Option<Daemon>,
+    metalogger: Option<Daemon>,
+    mount: Option<MfsMount>,
+    replica_primary: bool,
+    provisioner: bool,
+    /// The user the MooseFS daemons run as: `mfs` (Debian's packages create it), or root.
+    user: String,
+}
+
+/// `mfs` if that user exists (it owns the data directories), else `root`.
+fn daemon_user(dirs: &[&Path]) -> String {
+    match nix::unistd::User::from_name("mfs") {
+        Ok(Some(u)) => {
+            for d in dirs {
+                let _ = nix::unistd::chown(*d, Some(u.uid), Some(u.gid));
+            }
+            "mfs".into()
+        }
+        _ => "root".into(),
+    }
+}
+
+impl LinuxHost {
+    /// The host of `node` in `rack`; generated files go under `state_dir/mfs`.
+    pub fn new(rack: &Rack, node: &Node, state_dir: &Path) -> anyhow::Result<Self> {
+        let c = &rack.cluster;
+        let master_data = match c.replication {
+            Replication::SharedDir => c.shared_dir.clone().unwrap_or_else(|| node.meta_dir.clone()),
+            _ => node.meta_dir.clone(),
+        };
+        let cfg_dir = state_dir.join("mfs");
+        std::fs::create_dir_all(&cfg_dir)?;
+        for d in node.chunk_dirs.iter().chain([&master_data, &node.meta_dir]) {
+            std::fs::create_dir_all(d)?;
+        }
+        let mount = node.has(Role::Worker).then(|| {
+            let mut m = MfsMount::new(&node.mount_path, &c.vip.addr().to_string(), 9421);
+            m.log = cfg_dir.join("mfsmount.log");
+            m
+        });
+        if let Some(m) = &mount {
+            std::fs::create_dir_all(&m.mountpoint)?;
+        }
+        let metalogger_data = node.meta_dir.join("metalogger");
+        let chunkserver_data = node.meta_dir.join("chunkserver");
+        std::fs::create_dir_all(&metalogger_data)?;
+        std::fs::create_dir_all(&chunkserver_data)?;
+        let mut owned: Vec<&Path> = node.chunk_dirs.iter().map(PathBuf::as_path).collect();
+        owned.extend([master_data.as_path(), node.meta_dir.as_path(), metalogger_data.as_path(), chunkserver_data.as_path()]);
+        let user = daemon_user(&owned);
+        Ok(Self {
+            backend: c.replication,
+            vip: c.vip,
+            interface: node.interface.clone(),
+            vip_driver: None,
+            master_data,
+            metalogger_data,
+            chunkserver_data,
+            cfg_dir,
+            chunk_dirs: node.chunk_dirs.clone(),
+            is_chunkserver: node.has(Role::Chunkserver),
+            is_worker: node.has(Role::Worker),
+            stop_deadline: Duration::from_millis(c.fence_budget_ms / 2),
+            master: None,
+            master_unclean: false,
+            chunkserver: None,
+            metalogger: None,
+            mount,
+            replica_primary: false,
+            provisioner: false,
+            user,
+        })
+    }
+
+    fn vip(&mut self) -> Result<&mut VipDriver, String> {
+        if self.vip_driver.is_none() {
+            self.vip_driver = Some(VipDriver::new(&self.interface, self.vip).map_err(|e| e.to_string())?);
+        }
+        self.vip_driver.as_mut().ok_or_else(|| "no VIP driver".to_string())
+    }
+
+    fn local_probe(port: u16) -> SocketAddr {
+        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))
+    }
+
+    fn start_master(&mut self, recover: bool) -> Result<(), String> {
+        let created = if self.backend != Replication::Drbd {
+            // The first start on an empty data directory creates the filesystem.
+            mfs::create_filesystem(&self.master_data).map_err(|e| e.to_string())?
+        } else {
+            false
+        };
+        if created {
+            tracing::info!("created a new MooseFS filesystem in {}", self.master_data.display());
+            let _ = nix::unistd::User::from_name(&self.user).ok().flatten().map(|u| {
+                let _ = nix::unistd::chown(&self.master_data.join("metadata.mfs"), Some(u.uid), Some(u.gid));
+            });
+        }
+        let mut cfg = MasterConfig::new(&self.master_data);
+        cfg.working_user = self.user.clone();
+        cfg.working_group = self.user.clone();
+        let dir = self.cfg_dir.join("master");
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let path = cfg.write(&dir).map_err(|e| e.to_string())?;
+        let probe = Self::local_probe(cfg.client_port);
+        if created && self.backend == Replication::Metalogger {
+            // A new filesystem has no metadata backup for metaloggers to download until the master
+            // first saves: start it, stop it cleanly, and start it again (MooseFS 3.0 behaviour).
+            let mut first = Daemon::spawn(DaemonSpec::master(&path, false).with_probe(probe)).map_err(|e| e.to_string())?;
+            let t0 = std::time::Instant::now();
+            while !first.ready() && t0.elapsed() < Duration::from_secs(5) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = first.stop(Duration::from_secs(10));
+        }
+        let spec = DaemonSpec::master(&path, (recover || self.master_unclean) && !created).with_probe(probe);
+        self.master = Some(Daemon::spawn(spec).map_err(|e| e.to_string())?);
+        Ok(())
+    }
+
+    fn start_chunkserver(&mut self) -> Result<(), String> {
+        let dir = self.cfg_dir.join("chunkserver");
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let mut cfg = ChunkserverConfig::new(self.chunkserver_data.clone(), self.chunk_dirs.clone(), &self.vip.addr().to_string());
+        cfg.working_user = self.user.clone();
+        cfg.working_group = self.user.clone();
+        std::fs::create_dir_all(&cfg.data_path).map_err(|e| e.to_string())?;
+        let path = cfg.write(&dir).map_err(|e| e.to_string())?;
+        self.chunkserver = Some(Daemon::spawn(DaemonSpec::chunkserver(&path)).map_err(|e| e.to_string())?);
+        Ok(())
+    }
+
+    fn start_metalogger(&mut self) -> Result<(), String> {
+        let dir = self.cfg_dir.join("metalogger");
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(&self.metalogger_data).map_err(|e| e.to_string())?;
+        let mut cfg = MetaloggerConfig::new(&self.metalogger_data, &self.vip.addr().to_string());
+        cfg.working_user = self.user.clone();
+        cfg.working_group = self.user.clone();
+        let path = cfg.write(&dir).map_err(|e| e.to_string())?;
+        self.metalogger = Some(Daemon::spawn(DaemonSpec::metalogger(&path)).map_err(|e| e.to_string())?);
+        Ok(())
+    }
+
+    fn running(d: &mut Option<Daemon>) -> bool {
+        match d {
+            Some(daemon) => matches!(daemon.status(), mfs::DaemonStatus::Running),
+            None => false,
+        }
+    }
+}
+
+impl Host for LinuxHost {
+    fn name(&self) -> &'static str {
+        "linux"
+    }
+
+    fn observe(&mut self, now: Instant) -> Observed {
+        let vip_until = self.vip().ok().and_then(|v| v.state().ok().flatten()).map(|left| now + left);
+        // A master that died by itself (crash, OOM, lock held) is gone: the next start needs -a.
+        if let Some(m) = &mut self.master
+            && let mfs::DaemonStatus::Exited(exit) = m.status()
+        {
+            if let Some(why) = m.start_failure() {
+                tracing::warn!("mfsmaster did not start: {why:?} (it is retried)");
+            } else {
+                tracing::warn!("mfsmaster exited: {exit:?}");
+            }
+            self.master = None;
+            self.master_unclean = true;
+        }
+        let master = mfs::master_state(self.master.as_mut());
+        let chunkserver_running = Self::running(&mut self.chunkserver);
+        let metalogger = Self::running(&mut self.metalogger);
+        let mount_healthy = self.mount.as_mut().is_some_and(|m| m.is_healthy(Duration::from_millis(300)));
+        Observed {
+            replica: if self.replica_primary { ReplicaRole::Primary } else { ReplicaRole::Secondary },
+            meta_mounted: false,
+            master,
+            master_unclean: self.master_unclean,
+            vip_until,
+            provisioner: self.provisioner,
+            metalogger,
+            chunkserver_running: chunkserver_running || !self.is_chunkserver,
+            mount_healthy: mount_healthy || !self.is_worker,
+        }
+    }
+
+    fn execute(&mut self, action: Action, now: Instant) -> Result<Observed, String> {
+        match action {
+            Action::ReplicaPrimary { .. } => match self.backend {
+                Replication::SharedDir => self.replica_primary = true,
+                Replication::Metalogger => {
+                    if let Some(m) = &mut self.metalogger {
+                        let _ = m.stop(Duration::from_secs(2));
+                    }
+                    self.metalogger = None;
+                    let info = mfs::metalogger_takeover(&self.metalogger_data, &self.master_data).map_err(|e| e.to_string())?;
+                    tracing::info!("metadata taken over from the metalogger: {info:?}");
+                    self.replica_primary = true;
+                }
+                Replication::Drbd => return Err("the DRBD backend needs the DRBD kernel module, which this host does not have".into()),
+            },
+            Action::MountMeta { .. } => return Err("mounting a DRBD metadata disk is not supported on this host".into()),
+            Action::UnmountMeta => {}
+            Action::StartMaster { recover, .. } => self.start_master(recover)?,
+            Action::VipUp { valid_s, announce, .. } => {
+                self.vip()?.up(valid_s).map_err(|e| e.to_string())?;
+                if announce {
+                    let (iface, vip) = (self.interface.clone(), self.vip);
+                    std::thread::spawn(move || match VipDriver::new(&iface, vip) {
+                        Ok(d) => {
+                            if let Err(e) = d.announce(ARP_COUNT, ARP_SPACING) {
+                                tracing::warn!("gratuitous ARP for {vip}: {e}");
+                            }
+                        }
+                        Err(e) => tracing::warn!("gratuitous ARP for {vip}: {e}"),
+                    });
+                }
+            }
+            Action::StartProvisioner { .. } => {
+                tracing::info!("PVC provisioner: not part of this build yet; the leader role is complete without it");
+                self.provisioner = true;
+            }
+            Action::StopProvisioner => self.provisioner = false,
+            Action::VipDown => self.vip()?.down().map_err(|e| e.to_string())?,
+            Action::StopMaster => {
+                if let Some(mut m) = self.master.take() {
+                    let stopped = m.stop(self.stop_deadline).map_err(|e| e.to_string())?;
+                    if !stopped.clean {
+                        self.master_unclean = true;
+                    } else {
+                        self.master_unclean = false;
+                    }
+                    tracing::info!("mfsmaster stopped in {:?} ({})", stopped.took, if stopped.clean { "clean" } else { "killed: next start uses -a" });
+                }
+            }
+            Action::ReplicaSecondary => self.replica_primary = false,
+            Action::StartMetalogger => self.start_metalogger()?,
+            Action::StopMetalogger => {
+                if let Some(mut m) = self.metalogger.take() {
+                    let _ = m.stop(Duration::from_secs(2));
+                }
+            }
+            Action::StartChunkserver => self.start_chunkserver()?,
+            Action::Remount => {
+                if let Some(m) = &mut self.mount {
+                    m.remount().map_err(|e| e.to_string())?;
+                }
+            }
+        }
+        Ok(self.observe(now))
+    }
+}
+
+impl Drop for LinuxHost {
+    /// An agent that exits stops what it started (systemd's cgroup kill does the same on a crash).
+    fn drop(&mut self) {
+        for d in [&mut self.master, &mut self.chunkserver, &mut self.metalogger].into_iter().flatten() {
+            let _ = d.stop(Duration::from_millis(500));
+        }
+        if let Some(m) = &mut self.mount {
+            let _ = m.lazy_unmount();
+        }
+        if let Some(v) = &mut self.vip_driver {
+            let _ = v.down();
+        }
+    }
+}
