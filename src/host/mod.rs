@@ -2,6 +2,7 @@
 //! daemons, mounts, replication). Each driver sits behind [`Host`], so the agent loop does not
 //! care whether it drives the real thing or records what it would do.
 
+pub mod drbd;
 pub mod dry_run;
 
 use crate::core::Instant;
@@ -17,3 +18,4 @@ pub trait Host {
     fn execute(&mut self, action: Action, now: Instant) -> Result<Observed, String>;
 }
 pub mod sys;
+pub mod vip;
