@@ -36,14 +36,19 @@ pub const FENCE_PEER_REFUSED: i32 = 1;
 /// Why DRBD configuration or output could not be handled.
 #[derive(Debug, thiserror::Error)]
 pub enum DrbdError {
+    /// The rack does not use DRBD.
     #[error("the rack has no [drbd] table (replication is not \"drbd\")")]
     NotConfigured,
+    /// The rack cannot be expressed as a DRBD resource (the detail says why).
     #[error("DRBD resource `{resource}`: {detail}")]
     Config { resource: String, detail: String },
+    /// `drbdsetup status --json` printed something that is not its JSON.
     #[error("cannot parse `drbdsetup status --json` output: {0}")]
     Json(#[from] serde_json::Error),
+    /// The status lists no resource (not up) or several.
     #[error("`drbdsetup status --json` lists {count} resources, expected exactly one")]
     ResourceCount { count: usize },
+    /// `drbdadm role` printed no known role.
     #[error("cannot parse `drbdadm role` output {0:?}")]
     Role(String),
 }

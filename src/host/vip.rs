@@ -42,14 +42,17 @@ pub const GARP_FRAME_LEN: usize = 42;
 /// VIP, so the log line alone tells a person what to look at.
 #[derive(Debug, thiserror::Error)]
 pub enum VipError {
+    /// The interface is not in this network namespace.
     #[error(
         "interface `{interface}` does not exist in this network namespace (check `interface` in the rack file and `ip link`)"
     )]
     NoInterface { interface: String },
+    /// The interface has no 6-byte hardware address (not Ethernet-like): no gratuitous ARP.
     #[error(
         "interface `{interface}` has no Ethernet hardware address, so gratuitous ARP cannot be sent on it"
     )]
     NoMac { interface: String },
+    /// The kernel refused a netlink request (the source carries the errno).
     #[error("VIP {vip} on `{interface}`: {op}: netlink: {source}")]
     Netlink {
         interface: String,
@@ -58,6 +61,7 @@ pub enum VipError {
         #[source]
         source: rtnetlink::Error,
     },
+    /// The kernel did not answer within [`NETLINK_TIMEOUT`].
     #[error(
         "VIP {vip} on `{interface}`: {op}: no answer from the kernel within {:?}",
         NETLINK_TIMEOUT
@@ -67,6 +71,7 @@ pub enum VipError {
         vip: Ipv4Net,
         op: &'static str,
     },
+    /// A socket or the runtime could not be set up, or sending failed.
     #[error("VIP {vip} on `{interface}`: {op}: {source}")]
     Io {
         interface: String,
@@ -75,6 +80,7 @@ pub enum VipError {
         #[source]
         source: std::io::Error,
     },
+    /// The kernel accepted the request, but reading the address back shows another state.
     #[error("VIP {vip} on `{interface}`: read-back after {op}: {detail}")]
     Verify {
         interface: String,
@@ -82,6 +88,7 @@ pub enum VipError {
         op: &'static str,
         detail: String,
     },
+    /// `up` was asked for a lifetime of 0 or "forever".
     #[error(
         "VIP {vip} on `{interface}`: lifetime of {valid_s} s refused: it must be 1 s or more and finite (the kernel lifetime is the VIP's dead-man switch)"
     )]
