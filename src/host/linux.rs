@@ -248,14 +248,14 @@ impl Host for LinuxHost {
             Action::VipUp { valid_s, announce, .. } => {
                 self.vip()?.up(valid_s).map_err(|e| e.to_string())?;
                 if announce {
-                    let (iface, vip) = (self.interface.clone(), self.vip);
-                    std::thread::spawn(move || match VipDriver::new(&iface, vip) {
-                        Ok(d) => {
-                            if let Err(e) = d.announce(ARP_COUNT, ARP_SPACING) {
-                                tracing::warn!("gratuitous ARP for {vip}: {e}");
-                            }
+                    // Spaced announcements run on their own thread: the host thread stays free
+                    // for the next action (a fence must never wait behind ARP).
+                    let announcer = self.vip()?.announcer();
+                    let vip = self.vip;
+                    std::thread::spawn(move || {
+                        if let Err(e) = announcer.announce(ARP_COUNT, ARP_SPACING) {
+                            tracing::warn!("gratuitous ARP for {vip}: {e}");
                         }
-                        Err(e) => tracing::warn!("gratuitous ARP for {vip}: {e}"),
                     });
                 }
             }
