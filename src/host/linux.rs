@@ -250,7 +250,7 @@ impl Host for LinuxHost {
                 if announce {
                     // Spaced announcements run on their own thread: the host thread stays free
                     // for the next action (a fence must never wait behind ARP).
-                    let announcer = self.vip()?.announcer();
+                    let announcer = self.vip()?.announcer().map_err(|e| e.to_string())?;
                     let vip = self.vip;
                     std::thread::spawn(move || {
                         if let Err(e) = announcer.announce(ARP_COUNT, ARP_SPACING) {
