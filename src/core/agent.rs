@@ -383,7 +383,8 @@ impl Agent {
         self.publish_meta(now);
         if self.pending.is_none() && self.retry_at.is_none_or(|t| now >= t) {
             self.retry_at = None;
-            let mut actions = plan::next_actions(self.desired(now), &self.observed, self.spec.backend, now);
+            let mut actions =
+                plan::next_actions(self.desired(now), &self.observed, self.spec.backend, now);
             // The master role first: fencing never waits behind a chunkserver or a mount.
             if actions.is_empty() {
                 let roles = plan::Roles {
@@ -592,13 +593,23 @@ impl Machine for Agent {
         // Wake up when a role daemon's back-off ends, if it is down. (A back-off already over is
         // acted on at every update; only future ones need a wake-up.)
         let later = |t: Instant| (t > self.now).then_some(t);
-        let cs = (self.spec.roles.contains(Roles::CHUNKSERVER) && !self.observed.chunkserver_running)
+        let cs = (self.spec.roles.contains(Roles::CHUNKSERVER)
+            && !self.observed.chunkserver_running)
             .then(|| later(self.chunkserver.next_start()))
             .flatten();
         let mt = (self.spec.roles.contains(Roles::WORKER) && !self.observed.mount_healthy)
             .then(|| later(self.mount.next_start()))
             .flatten();
-        [self.membership.poll_timeout(), self.lease.poll_timeout(), self.retry_at, cs, mt].into_iter().flatten().min()
+        [
+            self.membership.poll_timeout(),
+            self.lease.poll_timeout(),
+            self.retry_at,
+            cs,
+            mt,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn poll_transmit(&mut self) -> Option<Transmit<AgentMsg>> {
@@ -633,19 +644,48 @@ mod tests {
     fn lab_rack() -> Rack {
         let dir = std::path::Path::new("/tmp");
         let text = crate::lab::rack_toml(dir, &crate::lab::node_names(5), "shared-dir");
-        Rack::parse(&text, std::path::Path::new("lab.toml"), HostChecks::NONE).expect("lab rack").0
+        Rack::parse(&text, std::path::Path::new("lab.toml"), HostChecks::NONE)
+            .expect("lab rack")
+            .0
     }
 
     #[test]
     fn a_chunkserver_worker_starts_its_daemon_and_its_mount() {
         let rack = lab_rack();
         let node = rack.node_by_name("pi3").expect("pi3").id;
-        let mut a = Agent::new(AgentSpec::from_rack(&rack, node), LeaseDurable::default(), Observed::IDLE, 1, Instant::from_millis(1));
-        a.set_health(Instant::from_millis(2), Health { mem_available_mib: 4000, ..Health::default() }, ReplicaState::UpToDate, 0);
+        let mut a = Agent::new(
+            AgentSpec::from_rack(&rack, node),
+            LeaseDurable::default(),
+            Observed::IDLE,
+            1,
+            Instant::from_millis(1),
+        );
+        a.set_health(
+            Instant::from_millis(2),
+            Health {
+                mem_available_mib: 4000,
+                ..Health::default()
+            },
+            ReplicaState::UpToDate,
+            0,
+        );
         assert_eq!(a.poll_action(), Some(Action::StartChunkserver));
-        a.observe(Instant::from_millis(3), Observed { chunkserver_running: true, ..Observed::IDLE });
+        a.observe(
+            Instant::from_millis(3),
+            Observed {
+                chunkserver_running: true,
+                ..Observed::IDLE
+            },
+        );
         assert_eq!(a.poll_action(), Some(Action::Remount));
-        a.observe(Instant::from_millis(4), Observed { chunkserver_running: true, mount_healthy: true, ..Observed::IDLE });
+        a.observe(
+            Instant::from_millis(4),
+            Observed {
+                chunkserver_running: true,
+                mount_healthy: true,
+                ..Observed::IDLE
+            },
+        );
         assert_eq!(a.poll_action(), None);
     }
 }

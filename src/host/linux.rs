@@ -66,7 +66,10 @@ impl LinuxHost {
     pub fn new(rack: &Rack, node: &Node, state_dir: &Path) -> anyhow::Result<Self> {
         let c = &rack.cluster;
         let master_data = match c.replication {
-            Replication::SharedDir => c.shared_dir.clone().unwrap_or_else(|| node.meta_dir.clone()),
+            Replication::SharedDir => c
+                .shared_dir
+                .clone()
+                .unwrap_or_else(|| node.meta_dir.clone()),
             _ => node.meta_dir.clone(),
         };
         let cfg_dir = state_dir.join("mfs");
@@ -87,7 +90,12 @@ impl LinuxHost {
         std::fs::create_dir_all(&metalogger_data)?;
         std::fs::create_dir_all(&chunkserver_data)?;
         let mut owned: Vec<&Path> = node.chunk_dirs.iter().map(PathBuf::as_path).collect();
-        owned.extend([master_data.as_path(), node.meta_dir.as_path(), metalogger_data.as_path(), chunkserver_data.as_path()]);
+        owned.extend([
+            master_data.as_path(),
+            node.meta_dir.as_path(),
+            metalogger_data.as_path(),
+            chunkserver_data.as_path(),
+        ]);
         let user = daemon_user(&owned);
         Ok(Self {
             backend: c.replication,
@@ -115,9 +123,12 @@ impl LinuxHost {
 
     fn vip(&mut self) -> Result<&mut VipDriver, String> {
         if self.vip_driver.is_none() {
-            self.vip_driver = Some(VipDriver::new(&self.interface, self.vip).map_err(|e| e.to_string())?);
+            self.vip_driver =
+                Some(VipDriver::new(&self.interface, self.vip).map_err(|e| e.to_string())?);
         }
-        self.vip_driver.as_mut().ok_or_else(|| "no VIP driver".to_string())
+        self.vip_driver
+            .as_mut()
+            .ok_or_else(|| "no VIP driver".to_string())
     }
 
     fn local_probe(port: u16) -> SocketAddr {
@@ -132,10 +143,20 @@ impl LinuxHost {
             false
         };
         if created {
-            tracing::info!("created a new MooseFS filesystem in {}", self.master_data.display());
-            let _ = nix::unistd::User::from_name(&self.user).ok().flatten().map(|u| {
-                let _ = nix::unistd::chown(&self.master_data.join("metadata.mfs"), Some(u.uid), Some(u.gid));
-            });
+            tracing::info!(
+                "created a new MooseFS filesystem in {}",
+                self.master_data.display()
+            );
+            let _ = nix::unistd::User::from_name(&self.user)
+                .ok()
+                .flatten()
+                .map(|u| {
+                    let _ = nix::unistd::chown(
+                        &self.master_data.join("metadata.mfs"),
+                        Some(u.uid),
+                        Some(u.gid),
+                    );
+                });
         }
         let mut cfg = MasterConfig::new(&self.master_data);
         cfg.working_user = self.user.clone();
@@ -147,14 +168,16 @@ impl LinuxHost {
         if created && self.backend == Replication::Metalogger {
             // A new filesystem has no metadata backup for metaloggers to download until the master
             // first saves: start it, stop it cleanly, and start it again (MooseFS 3.0 behaviour).
-            let mut first = Daemon::spawn(DaemonSpec::master(&path, false).with_probe(probe)).map_err(|e| e.to_string())?;
+            let mut first = Daemon::spawn(DaemonSpec::master(&path, false).with_probe(probe))
+                .map_err(|e| e.to_string())?;
             let t0 = std::time::Instant::now();
             while !first.ready() && t0.elapsed() < Duration::from_secs(5) {
                 std::thread::sleep(Duration::from_millis(50));
             }
             let _ = first.stop(Duration::from_secs(10));
         }
-        let spec = DaemonSpec::master(&path, (recover || self.master_unclean) && !created).with_probe(probe);
+        let spec = DaemonSpec::master(&path, (recover || self.master_unclean) && !created)
+            .with_probe(probe);
         self.master = Some(Daemon::spawn(spec).map_err(|e| e.to_string())?);
         Ok(())
     }
@@ -162,12 +185,17 @@ impl LinuxHost {
     fn start_chunkserver(&mut self) -> Result<(), String> {
         let dir = self.cfg_dir.join("chunkserver");
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let mut cfg = ChunkserverConfig::new(self.chunkserver_data.clone(), self.chunk_dirs.clone(), &self.vip.addr().to_string());
+        let mut cfg = ChunkserverConfig::new(
+            self.chunkserver_data.clone(),
+            self.chunk_dirs.clone(),
+            &self.vip.addr().to_string(),
+        );
         cfg.working_user = self.user.clone();
         cfg.working_group = self.user.clone();
         std::fs::create_dir_all(&cfg.data_path).map_err(|e| e.to_string())?;
         let path = cfg.write(&dir).map_err(|e| e.to_string())?;
-        self.chunkserver = Some(Daemon::spawn(DaemonSpec::chunkserver(&path)).map_err(|e| e.to_string())?);
+        self.chunkserver =
+            Some(Daemon::spawn(DaemonSpec::chunkserver(&path)).map_err(|e| e.to_string())?);
         Ok(())
     }
 
@@ -179,7 +207,8 @@ impl LinuxHost {
         cfg.working_user = self.user.clone();
         cfg.working_group = self.user.clone();
         let path = cfg.write(&dir).map_err(|e| e.to_string())?;
-        self.metalogger = Some(Daemon::spawn(DaemonSpec::metalogger(&path)).map_err(|e| e.to_string())?);
+        self.metalogger =
+            Some(Daemon::spawn(DaemonSpec::metalogger(&path)).map_err(|e| e.to_string())?);
         Ok(())
     }
 
@@ -197,7 +226,11 @@ impl Host for LinuxHost {
     }
 
     fn observe(&mut self, now: Instant) -> Observed {
-        let vip_until = self.vip().ok().and_then(|v| v.state().ok().flatten()).map(|left| now + left);
+        let vip_until = self
+            .vip()
+            .ok()
+            .and_then(|v| v.state().ok().flatten())
+            .map(|left| now + left);
         // A master that died by itself (crash, OOM, lock held) is gone: the next start needs -a.
         if let Some(m) = &mut self.master
             && let mfs::DaemonStatus::Exited(exit) = m.status()
@@ -213,9 +246,21 @@ impl Host for LinuxHost {
         let master = mfs::master_state(self.master.as_mut());
         let chunkserver_running = Self::running(&mut self.chunkserver);
         let metalogger = Self::running(&mut self.metalogger);
-        let mount_healthy = self.mount.as_mut().is_some_and(|m| m.is_healthy(Duration::from_millis(300)));
+        // Only a dead mount is remounted (mfsmount gone, ENOTCONN, not mounted). A mount that does
+        // not answer right now (`Hung`) is waiting for the master, e.g. during a failover:
+        // mfsmount reconnects by itself, and remounting would break every open file of the pods.
+        let mount_healthy = self.mount.as_mut().is_some_and(|m| {
+            matches!(
+                m.health(Duration::from_millis(300)),
+                crate::host::mount::MountHealth::Healthy | crate::host::mount::MountHealth::Hung
+            )
+        });
         Observed {
-            replica: if self.replica_primary { ReplicaRole::Primary } else { ReplicaRole::Secondary },
+            replica: if self.replica_primary {
+                ReplicaRole::Primary
+            } else {
+                ReplicaRole::Secondary
+            },
             meta_mounted: false,
             master,
             master_unclean: self.master_unclean,
@@ -236,16 +281,24 @@ impl Host for LinuxHost {
                         let _ = m.stop(Duration::from_secs(2));
                     }
                     self.metalogger = None;
-                    let info = mfs::metalogger_takeover(&self.metalogger_data, &self.master_data).map_err(|e| e.to_string())?;
+                    let info = mfs::metalogger_takeover(&self.metalogger_data, &self.master_data)
+                        .map_err(|e| e.to_string())?;
                     tracing::info!("metadata taken over from the metalogger: {info:?}");
                     self.replica_primary = true;
                 }
-                Replication::Drbd => return Err("the DRBD backend needs the DRBD kernel module, which this host does not have".into()),
+                Replication::Drbd => return Err(
+                    "the DRBD backend needs the DRBD kernel module, which this host does not have"
+                        .into(),
+                ),
             },
-            Action::MountMeta { .. } => return Err("mounting a DRBD metadata disk is not supported on this host".into()),
+            Action::MountMeta { .. } => {
+                return Err("mounting a DRBD metadata disk is not supported on this host".into());
+            }
             Action::UnmountMeta => {}
             Action::StartMaster { recover, .. } => self.start_master(recover)?,
-            Action::VipUp { valid_s, announce, .. } => {
+            Action::VipUp {
+                valid_s, announce, ..
+            } => {
                 self.vip()?.up(valid_s).map_err(|e| e.to_string())?;
                 if announce {
                     // Spaced announcements run on their own thread: the host thread stays free
@@ -260,7 +313,9 @@ impl Host for LinuxHost {
                 }
             }
             Action::StartProvisioner { .. } => {
-                tracing::info!("PVC provisioner: not part of this build yet; the leader role is complete without it");
+                tracing::info!(
+                    "PVC provisioner: not part of this build yet; the leader role is complete without it"
+                );
                 self.provisioner = true;
             }
             Action::StopProvisioner => self.provisioner = false,
@@ -268,12 +323,16 @@ impl Host for LinuxHost {
             Action::StopMaster => {
                 if let Some(mut m) = self.master.take() {
                     let stopped = m.stop(self.stop_deadline).map_err(|e| e.to_string())?;
-                    if !stopped.clean {
-                        self.master_unclean = true;
-                    } else {
-                        self.master_unclean = false;
-                    }
-                    tracing::info!("mfsmaster stopped in {:?} ({})", stopped.took, if stopped.clean { "clean" } else { "killed: next start uses -a" });
+                    self.master_unclean = !stopped.clean;
+                    tracing::info!(
+                        "mfsmaster stopped in {:?} ({})",
+                        stopped.took,
+                        if stopped.clean {
+                            "clean"
+                        } else {
+                            "killed: next start uses -a"
+                        }
+                    );
                 }
             }
             Action::ReplicaSecondary => self.replica_primary = false,
@@ -297,7 +356,14 @@ impl Host for LinuxHost {
 impl Drop for LinuxHost {
     /// An agent that exits stops what it started (systemd's cgroup kill does the same on a crash).
     fn drop(&mut self) {
-        for d in [&mut self.master, &mut self.chunkserver, &mut self.metalogger].into_iter().flatten() {
+        for d in [
+            &mut self.master,
+            &mut self.chunkserver,
+            &mut self.metalogger,
+        ]
+        .into_iter()
+        .flatten()
+        {
             let _ = d.stop(Duration::from_millis(500));
         }
         if let Some(m) = &mut self.mount {

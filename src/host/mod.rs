@@ -4,8 +4,8 @@
 
 pub mod drbd;
 pub mod dry_run;
-pub mod mfs;
 pub mod linux;
+pub mod mfs;
 pub mod mount;
 pub mod vip;
 

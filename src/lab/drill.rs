@@ -9,7 +9,7 @@
 //! - The **timeline** comes from the agents' JSON logs (the decisions, with their timestamps).
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -53,46 +53,39 @@ pub struct DrillReport {
 /// Shared between the writer thread and the drill.
 #[derive(Default)]
 struct WriterLog {
-    acked: Vec<(u64, Instant)>,
+    /// Acknowledged records: sequence number, when the write started, when fsync returned.
+    acked: Vec<(u64, Instant, Instant)>,
     errors: u64,
 }
 
-fn writer(path: PathBuf, stop: Arc<AtomicBool>, log: Arc<Mutex<WriterLog>>) {
+fn writer(dir: PathBuf, stop: Arc<AtomicBool>, log: Arc<Mutex<WriterLog>>) {
+    // Every record is a new file (create, write, fsync, close): each one needs the master, so the
+    // first acknowledged record after a fault says when the master serves again. (Appending to an
+    // open file inside one chunk needs only the chunkservers and goes on through a failover.)
     let mut seq = 0u64;
-    let mut file: Option<std::fs::File> = None;
     while !stop.load(Ordering::Relaxed) {
-        if file.is_none() {
-            file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .mode(0o644)
-                .open(&path)
-                .ok();
-            if file.is_none() {
-                std::thread::sleep(Duration::from_millis(100));
-                continue;
-            }
-        }
-        let Some(f) = file.as_mut() else { continue };
-        let ok = f
-            .write_all(format!("{seq}\n").as_bytes())
-            .and_then(|()| f.sync_all())
+        let started = Instant::now();
+        let path = dir.join(format!("rec-{seq:08}"));
+        let ok = std::fs::OpenOptions::new()
+            .create_new(true)
+            .write(true)
+            .mode(0o644)
+            .open(&path)
+            .and_then(|mut f| {
+                f.write_all(format!("{seq}\n").as_bytes())
+                    .and_then(|()| f.sync_all())
+            })
             .is_ok();
-        if ok {
-            if let Ok(mut l) = log.lock() {
-                l.acked.push((seq, Instant::now()));
-            }
-            seq += 1;
-            std::thread::sleep(Duration::from_millis(20));
-        } else {
-            if let Ok(mut l) = log.lock() {
+        if let Ok(mut l) = log.lock() {
+            if ok {
+                l.acked.push((seq, started, Instant::now()));
+            } else {
+                // Not acknowledged: it does not count, whether it landed or not.
                 l.errors += 1;
             }
-            file = None;
-            // The record may or may not have landed; it was not acknowledged, so it does not count.
-            seq += 1;
-            std::thread::sleep(Duration::from_millis(100));
         }
+        seq += 1;
+        std::thread::sleep(Duration::from_millis(if ok { 20 } else { 100 }));
     }
 }
 
@@ -227,12 +220,22 @@ pub fn run(dir: &Path, name: &str) -> anyhow::Result<DrillReport> {
             drill_dir.display()
         )
     })?;
+    // Three copies of every chunk (the lab has three chunkservers): a killed node must not take
+    // the only copy of the chunk being written with it.
+    let goal = std::process::Command::new("mfssetgoal")
+        .arg("3")
+        .arg(&drill_dir)
+        .output();
+    if !goal.is_ok_and(|o| o.status.success()) {
+        eprintln!("warning: could not set goal 3 on {}", drill_dir.display());
+    }
     let file = drill_dir.join(format!(
-        "{name}-{}.log",
+        "{name}-{}",
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs())
     ));
+    std::fs::create_dir_all(&file).with_context(|| format!("creating {}", file.display()))?;
     let stop = Arc::new(AtomicBool::new(false));
     let log = Arc::new(Mutex::new(WriterLog::default()));
     let split = Arc::new(Mutex::new(Duration::ZERO));
@@ -273,8 +276,8 @@ pub fn run(dir: &Path, name: &str) -> anyhow::Result<DrillReport> {
         let first = log.lock().ok().and_then(|l| {
             l.acked
                 .iter()
-                .find(|(_, t)| *t > fault_at)
-                .map(|(_, t)| t.duration_since(fault_at))
+                .find(|(_, started, _)| *started > fault_at)
+                .map(|(_, _, acked)| acked.duration_since(fault_at))
         });
         if first.is_some() || fault_at.elapsed() > Duration::from_secs(90) {
             break first;
@@ -289,13 +292,16 @@ pub fn run(dir: &Path, name: &str) -> anyhow::Result<DrillReport> {
     // Verify: every acknowledged record is in the file.
     let acked: Vec<u64> = log
         .lock()
-        .map(|l| l.acked.iter().map(|(s, _)| *s).collect())
+        .map(|l| l.acked.iter().map(|(s, _, _)| *s).collect())
         .unwrap_or_default();
-    let mut text = String::new();
-    std::fs::File::open(&file)
-        .and_then(|mut f| f.read_to_string(&mut text))
-        .with_context(|| format!("reading back {}", file.display()))?;
-    let present: BTreeSet<u64> = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
+    let present: BTreeSet<u64> = acked
+        .iter()
+        .copied()
+        .filter(|seq| {
+            std::fs::read_to_string(file.join(format!("rec-{seq:08}")))
+                .is_ok_and(|t| t.trim() == seq.to_string())
+        })
+        .collect();
     let lost = acked.iter().filter(|s| !present.contains(s)).count() as u64;
     // Bring the killed node back for the next drill.
     if let Ok(pid) = start_agent(dir, &old_leader, "linux") {

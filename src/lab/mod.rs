@@ -237,6 +237,25 @@ pub fn up(o: &UpOptions) -> anyhow::Result<()> {
     }
     let names = node_names(o.nodes);
     std::fs::create_dir_all(&o.dir).with_context(|| format!("creating {}", o.dir.display()))?;
+    // The MooseFS daemons run as `mfs`: they must be able to reach their directories in the lab.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&o.dir, std::fs::Permissions::from_mode(0o755))?;
+        let mut p = o.dir.parent();
+        while let Some(dir) = p {
+            let mode = std::fs::metadata(dir)
+                .map(|m| m.permissions().mode())
+                .unwrap_or(0o755);
+            if mode & 0o001 == 0 {
+                bail!(
+                    "{} (mode {:o}) cannot be traversed by the `mfs` user the MooseFS daemons run as; put the lab elsewhere (--dir) or chmod o+x it",
+                    dir.display(),
+                    mode & 0o777
+                );
+            }
+            p = dir.parent();
+        }
+    }
     let ring = o.dir.join("keyring");
     if !ring.exists() {
         crate::wire::keyring::keygen(&ring).map_err(|e| anyhow::anyhow!("{e}"))?;

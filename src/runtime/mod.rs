@@ -136,12 +136,19 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
     // Host drivers block (and some run a small runtime of their own): build the host and take its
     // first reading off the async runtime.
     let now = clock.now();
-    let (kind, r2, n2, s2) = (opts.host.clone(), rack.clone(), node.clone(), state_dir.clone());
-    let (host, observed) = std::thread::spawn(move || -> anyhow::Result<(Box<dyn Host>, crate::core::plan::Observed)> {
-        let mut host = make_host(&kind, &r2, &n2, &s2)?;
-        let observed = host.observe(now);
-        Ok((host, observed))
-    })
+    let (kind, r2, n2, s2) = (
+        opts.host.clone(),
+        rack.clone(),
+        node.clone(),
+        state_dir.clone(),
+    );
+    let (host, observed) = std::thread::spawn(
+        move || -> anyhow::Result<(Box<dyn Host>, crate::core::plan::Observed)> {
+            let mut host = make_host(&kind, &r2, &n2, &s2)?;
+            let observed = host.observe(now);
+            Ok((host, observed))
+        },
+    )
     .join()
     .map_err(|_| anyhow::anyhow!("the host driver panicked while starting"))??;
     let host_name = host.name();
@@ -341,10 +348,18 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
 }
 
 /// The host driver for `--host`.
-fn make_host(kind: &str, rack: &Rack, node: &crate::config::Node, state_dir: &std::path::Path) -> anyhow::Result<Box<dyn Host>> {
+fn make_host(
+    kind: &str,
+    rack: &Rack,
+    node: &crate::config::Node,
+    state_dir: &std::path::Path,
+) -> anyhow::Result<Box<dyn Host>> {
     match kind {
         "dry-run" => Ok(Box::new(DryRunHost::new())),
-        "linux" => Ok(Box::new(crate::host::linux::LinuxHost::new(rack, node, state_dir).context("setting up the host driver")?)),
+        "linux" => Ok(Box::new(
+            crate::host::linux::LinuxHost::new(rack, node, state_dir)
+                .context("setting up the host driver")?,
+        )),
         other => bail!("unknown host driver `{other}` (linux or dry-run)"),
     }
 }
