@@ -240,7 +240,7 @@ fn membership_sees_kill_freeze_and_recovery_and_counts_bad_frames() {
     r.signal("n3", "-STOP");
     let took = r.wait(
         "n4 down and n3 suspect or down at n1 and n2",
-        Duration::from_secs(10) * s,
+        Duration::from_secs(25) * s,
         |r| {
             ["n1", "n2"].iter().all(|o| {
                 r.member_state(o, "n4").as_deref() == Some("down")
