@@ -391,7 +391,10 @@ impl Agent {
                     chunkserver: self.spec.roles.contains(Roles::CHUNKSERVER),
                     worker: self.spec.roles.contains(Roles::WORKER),
                     chunkserver_may_start: self.chunkserver.may_start(now),
-                    mount_may_start: self.mount.may_start(now),
+                    // No master to mount from until a leader is known: mounting earlier only
+                    // makes an mfsmount that dies and has to be replaced.
+                    mount_may_start: self.mount.may_start(now)
+                        && (self.lease.known_holder().is_some() || self.gossip_leader().is_some()),
                 };
                 actions = plan::role_actions(&roles, &self.observed);
             }
@@ -677,7 +680,7 @@ mod tests {
                 ..Observed::IDLE
             },
         );
-        assert_eq!(a.poll_action(), Some(Action::Remount));
+        assert_eq!(a.poll_action(), None, "no mount before a leader is known");
         a.observe(
             Instant::from_millis(4),
             Observed {

@@ -213,7 +213,16 @@ pub fn run(dir: &Path, name: &str) -> anyhow::Result<DrillReport> {
         .or_else(|| names.get(2))
         .cloned()
         .context("no worker")?;
-    let drill_dir = dir.join(&worker).join("mnt").join("drills");
+    let mount = dir.join(&worker).join("mnt");
+    if !mount_answers(&mount, Duration::from_secs(60)) {
+        bail!(
+            "{}'s MooseFS mount at {} does not accept writes within 60 s; see {}/{worker}/agent.log",
+            worker,
+            mount.display(),
+            dir.display()
+        );
+    }
+    let drill_dir = mount.join("drills");
     std::fs::create_dir_all(&drill_dir).with_context(|| {
         format!(
             "creating {} on MooseFS (is the worker's mount up?)",
@@ -334,6 +343,32 @@ pub fn run(dir: &Path, name: &str) -> anyhow::Result<DrillReport> {
         leader_after: new_leader,
         timeline: tl,
     })
+}
+
+/// Whether writes to `mount` succeed three times in a row (a second apart) within `timeout`: a
+/// worker's first mount may still be replaced just after the rack turned healthy. Each try runs
+/// on its own thread, so a request stuck on a mount being replaced cannot hang the drill.
+fn mount_answers(mount: &Path, timeout: Duration) -> bool {
+    let start = Instant::now();
+    let mut in_a_row = 0;
+    while start.elapsed() < timeout {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let probe = mount.join(".mooseherd-probe");
+        std::thread::spawn(move || {
+            let ok = std::fs::write(&probe, b"ok").is_ok();
+            let _ = tx.send(ok);
+        });
+        if rx.recv_timeout(Duration::from_secs(3)).unwrap_or(false) {
+            in_a_row += 1;
+            if in_a_row >= 3 {
+                return true;
+            }
+        } else {
+            in_a_row = 0;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    false
 }
 
 /// Prints the report for a person.
