@@ -6,7 +6,7 @@
 //! (that number is the node's [`NodeId`] on the wire, so every Pi must carry the same file; the
 //! rack's [`Rack::fingerprint`] lets agents notice when they do not).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -913,24 +913,4 @@ fn check_keyring(path: &Path, span: Range<usize>, d: &mut Diagnostics<'_>) {
         ),
         Err(e) => d.error(span, format!("keyring {} cannot be read: {e}", path.display())),
     }
-}
-
-/// The set of roles over the rack, for summaries.
-pub fn role_counts(rack: &Rack) -> BTreeMap<Role, usize> {
-    let mut m = BTreeMap::new();
-    for n in &rack.nodes {
-        for r in &n.roles {
-            *m.entry(*r).or_insert(0) += 1;
-        }
-    }
-    m
-}
-
-/// Node names by role, for summaries.
-pub fn names_with(rack: &Rack, role: Role) -> BTreeSet<&str> {
-    rack.nodes
-        .iter()
-        .filter(|n| n.has(role))
-        .map(|n| n.name.as_str())
-        .collect()
 }

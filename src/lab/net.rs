@@ -108,19 +108,6 @@ pub fn create(names: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Cuts or restores node `i`'s link at the switch (its own interface stays up, like a cable pulled
-/// at the switch end: the node sees no carrier change, a silent partition).
-pub fn set_link(i: usize, up: bool) -> anyhow::Result<()> {
-    ip(&[
-        "-n",
-        SWITCH_NS,
-        "link",
-        "set",
-        &format!("p{i}"),
-        if up { "up" } else { "down" },
-    ])
-}
-
 /// Deletes every lab namespace (their veths go with them).
 pub fn destroy() -> Vec<String> {
     let mut errors = Vec::new();

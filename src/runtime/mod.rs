@@ -427,11 +427,3 @@ fn log_event(ev: &AgentEvent, name_of: &dyn Fn(NodeId) -> String) {
         }
     }
 }
-
-/// Bails with a clear message when a required tool is missing (used by later host drivers).
-pub fn require(cond: bool, what: &str) -> anyhow::Result<()> {
-    if !cond {
-        bail!("{what}");
-    }
-    Ok(())
-}
