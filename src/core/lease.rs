@@ -245,7 +245,7 @@ enum Role {
         epoch: u64,
         lease_end: Instant,
         next_renew: Instant,
-        /// Open renewal rounds, oldest first; the first to win extends the lease.
+        /// Open renewal rounds, oldest first; a majority of grants across them extends the lease.
         renewing: Vec<Round>,
     },
     /// Stepped down from `epoch`; waiting for the driver to confirm fencing.
@@ -268,7 +268,6 @@ pub struct LeaseMachine {
     durable: LeaseDurable,
     // voter side
     promise: Option<Promise>,
-    recent_grants: VecDeque<(u64, NodeId)>,
     silent_until: Instant,
     // candidate side
     role: Role,
@@ -314,7 +313,6 @@ impl LeaseMachine {
             rng: ChaCha8Rng::seed_from_u64(seed),
             durable,
             promise: None,
-            recent_grants: VecDeque::new(),
             silent_until,
             role: Role::Follower,
             eligibility: Eligibility {
@@ -556,6 +554,15 @@ impl LeaseMachine {
         self.check_round(now);
     }
 
+    /// Whether this node itself stands for, holds or is fencing `epoch`.
+    fn claims(&self, epoch: u64) -> bool {
+        match &self.role {
+            Role::Follower => false,
+            Role::Candidate(r) => r.epoch == epoch,
+            Role::Holder { epoch: e, .. } | Role::Fencing { epoch: e, .. } => *e == epoch,
+        }
+    }
+
     /// Voter side.
     fn on_request(&mut self, now: Instant, from: NodeId, epoch: u64, round: u64, renew: bool) {
         if !self.is_voter {
@@ -604,20 +611,23 @@ impl LeaseMachine {
                 self.send(from, msg);
             }
             None => {
-                let renewal_of_ours = renew && self.recent_grants.contains(&(epoch, from));
-                if epoch > self.durable.granted || renewal_of_ours {
-                    self.durable.granted = self.durable.granted.max(epoch);
+                // A renewal of the newest epoch this voter granted joins the holder's side even
+                // if this voter's promise lapsed, or it granted that epoch to another candidate
+                // (itself, in a duel) that lost: only one node can have won `epoch` (every
+                // majority that granted it first intersects), only that winner renews, and a
+                // voter that granted anything newer refuses. Without this, a holder that won a
+                // duel keeps a one-voter margin for its whole term, and loss turns that into
+                // false failovers.
+                let renewal = renew
+                    && epoch == self.durable.granted
+                    && (from == self.me || !self.claims(epoch));
+                if epoch > self.durable.granted || renewal {
+                    self.durable.granted = epoch;
                     self.promise = Some(Promise {
                         holder: from,
                         epoch,
                         until: now + self.cfg.lease,
                     });
-                    if !self.recent_grants.contains(&(epoch, from)) {
-                        self.recent_grants.push_back((epoch, from));
-                        if self.recent_grants.len() > 8 {
-                            self.recent_grants.pop_front();
-                        }
-                    }
                     self.send(from, LeaseMsg::Grant { epoch, round });
                 } else {
                     let msg = reject(self, RejectReason::StaleEpoch);
@@ -725,10 +735,30 @@ impl LeaseMachine {
         let n = self.voters.len();
         let (r, holding) = match &self.role {
             Role::Candidate(r) => (r.clone(), false),
-            Role::Holder { renewing, .. } => match renewing.iter().find(|r| r.grants.len() >= q) {
-                Some(r) => (r.clone(), true),
-                None => return,
-            },
+            Role::Holder { renewing, .. } => {
+                // A majority may be gathered across renewal rounds: each voter's grant counts
+                // from the send time of the newest round it granted, and the lease runs from the
+                // oldest of those among the majority (every one of their promises outlives it).
+                let mut newest: BTreeMap<NodeId, Instant> = BTreeMap::new();
+                for r in renewing.iter() {
+                    for v in &r.grants {
+                        let t = newest.entry(*v).or_insert(r.sent_at);
+                        *t = (*t).max(r.sent_at);
+                    }
+                }
+                let mut sent: Vec<(Instant, NodeId)> =
+                    newest.into_iter().map(|(v, t)| (t, v)).collect();
+                sent.sort_unstable_by(|a, b| b.cmp(a));
+                let (Some(first), Some(&(oldest, _))) =
+                    (renewing.first(), sent.get(q.wrapping_sub(1)))
+                else {
+                    return;
+                };
+                let mut r = first.clone();
+                r.sent_at = oldest;
+                r.grants = sent.iter().take(q).map(|(_, v)| *v).collect();
+                (r, true)
+            }
             _ => return,
         };
         // A majority that arrives too late to act on (e.g. the candidate was frozen mid-round) is
@@ -1187,6 +1217,50 @@ mod tests {
                 .filter_map(|(i, n)| n.holds(self.now).map(|e| (i, e)))
                 .collect()
         }
+    }
+
+    /// What one voter answers `from` (draining its output).
+    fn answer(v: &mut LeaseMachine, now: Instant, from: u16, msg: LeaseMsg) -> Vec<LeaseMsg> {
+        v.handle_message(now, NodeId(from), msg);
+        std::iter::from_fn(|| v.poll_transmit())
+            .filter(|t| t.to == NodeId(from))
+            .map(|t| t.msg)
+            .collect()
+    }
+
+    #[test]
+    fn a_voter_that_gave_the_epoch_to_a_loser_grants_the_winners_renewals() {
+        let ids: Vec<NodeId> = (0..3).map(NodeId).collect();
+        let cfg = LeaseConfig::new(D, Duration::from_millis(1000), 10_000);
+        let t0 = Instant::from_millis(0);
+        let mut v = LeaseMachine::new(NodeId(2), &ids, false, cfg, LeaseDurable::default(), 7, t0);
+        let req = |epoch, renew| LeaseMsg::Request {
+            epoch,
+            round: 1,
+            renew,
+        };
+        let granted = |m: &[LeaseMsg]| matches!(m, [LeaseMsg::Grant { .. }]);
+        // A duel for epoch 1: n1 asks first and gets this voter; n0 wins with the others.
+        assert!(granted(&answer(&mut v, t0, 1, req(1, false))));
+        assert!(!granted(&answer(&mut v, t0, 0, req(1, false))));
+        // n1 lost and releases; n0's renewals of epoch 1 are granted from now on.
+        answer(&mut v, t0, 1, LeaseMsg::Release { epoch: 1 });
+        let t1 = t0 + Duration::from_millis(800);
+        assert!(granted(&answer(&mut v, t1, 0, req(1, true))));
+        // Its promise lapses (loss): a renewal of the same epoch is still granted.
+        let t2 = t1 + D + Duration::from_millis(10);
+        assert!(granted(&answer(&mut v, t2, 0, req(1, true))));
+        // Once it granted a newer epoch, the old one is never renewed again.
+        let t3 = t2 + D + Duration::from_millis(10);
+        assert!(granted(&answer(&mut v, t3, 1, req(2, false))));
+        let t4 = t3 + D + Duration::from_millis(10);
+        assert!(matches!(
+            answer(&mut v, t4, 0, req(1, true)).as_slice(),
+            [LeaseMsg::Reject {
+                why: RejectReason::StaleEpoch,
+                ..
+            }]
+        ));
     }
 
     #[test]

@@ -403,6 +403,8 @@ pub struct RunOutcome {
     /// Switchover asked -> VIP announced by the successor, per switchover.
     pub switchovers: Vec<Duration>,
     pub trace_hash: u64,
+    /// Lease decisions in order, with simulated time: what `mooseherd sim -v` prints for one seed.
+    pub story: Vec<String>,
 }
 
 /// Runs one schedule of `duration` (plus a quiet tail for the liveness check).
@@ -561,6 +563,7 @@ pub fn run_one(
     out.switchovers = c.switchovers.clone();
     out.elections = c.elections;
     out.later_elections = c.elections.saturating_sub(1);
+    out.story = c.story.clone();
     out.trace_hash = sim.trace_hash();
     out
 }
@@ -586,6 +589,8 @@ struct Checker {
     /// A switchover was asked at this time; the next VIP announcement ends its pause.
     switchover_asked_at: Option<SimTime>,
     switchovers: Vec<Duration>,
+    /// Lease decisions in order (simulated time, node, event).
+    story: Vec<String>,
 }
 
 impl Checker {
@@ -638,6 +643,12 @@ impl Checker {
             self.owner_down_at = Some(v.now());
         }
         for (id, ev) in v.events() {
+            if !matches!(ev, RackEvent::Lease(LeaseEvent::HolderSeen { .. })) {
+                self.story.push(format!(
+                    "{:>10.3} s  {id}  {ev:?}",
+                    v.now().saturating_since(SimTime::ZERO).as_secs_f64()
+                ));
+            }
             match ev {
                 RackEvent::Lease(LeaseEvent::Elected { epoch, .. }) => {
                     // 3. Epochs increase.
@@ -708,6 +719,12 @@ pub struct Summary {
     /// The first violations found (seed, what, replay command and schedule).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub failures: Vec<String>,
+    /// Seeds whose schedule had a false failover (replay one with `--seed S --schedules 1 -v`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub false_failover_seeds: Vec<u64>,
+    /// With one schedule: its lease decisions in order.
+    #[serde(skip)]
+    pub story: Vec<String>,
 }
 
 /// Runs `count` schedules with seeds `first_seed..`, stopping early after `max_failures` violations.
@@ -725,6 +742,8 @@ pub fn run_many(
     let mut violations = 0;
     let mut false_failovers = 0;
     let mut failures = Vec::new();
+    let mut false_failover_seeds = Vec::new();
+    let mut story = Vec::new();
     let mut ran = 0;
     for seed in first_seed..first_seed.saturating_add(count) {
         let out = run_one(seed, scenario, shape, duration, replay);
@@ -733,6 +752,12 @@ pub fn run_many(
         switchovers.extend(out.switchovers);
         if scenario == Scenario::Lossy {
             false_failovers += u64::from(out.later_elections);
+            if out.later_elections > 0 {
+                false_failover_seeds.push(seed);
+            }
+        }
+        if count == 1 {
+            story = out.story;
         }
         if let Some(v) = out.violation {
             violations += 1;
@@ -755,6 +780,8 @@ pub fn run_many(
         switchover_p99_ms: percentile(&switchovers, 99),
         switchovers: switchovers.len(),
         failures,
+        false_failover_seeds,
+        story,
     }
 }
 

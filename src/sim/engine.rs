@@ -217,6 +217,8 @@ pub struct Sim<M: Machine> {
     msg_hash: Option<HashFn<M>>,
     after_call: Option<AfterCall<M>>,
     trace: Fnv1a,
+    /// `MOOSEHERD_SIM_MESSAGES=1`: print every delivered message to stderr (replaying one seed).
+    print_messages: bool,
     stats: SimStats,
     transmits: Vec<Transmit<M::Msg>>,
     step_events: Vec<(NodeId, M::Event)>,
@@ -291,6 +293,7 @@ impl<M: Machine> Sim<M> {
             msg_hash: None,
             after_call: None,
             trace: Fnv1a::new(),
+            print_messages: std::env::var_os("MOOSEHERD_SIM_MESSAGES").is_some(),
             stats: SimStats {
                 nodes: vec![NodeStats::default(); usize::from(n)],
                 ..SimStats::default()
@@ -761,6 +764,12 @@ impl<M: Machine> Sim<M> {
     }
 
     fn deliver_now(&mut self, from: NodeId, to: NodeId, msg: M::Msg, bytes: u32) {
+        if self.print_messages {
+            eprintln!(
+                "{:>10.3} s  {from} -> {to}  {msg:?}",
+                self.now.0 as f64 / 1e6
+            );
+        }
         let t = &mut self.trace;
         t.bytes(&[T_DELIVER]);
         t.u64(self.now.0);
