@@ -329,6 +329,23 @@ impl Agent {
         self.update(now);
     }
 
+    /// The newest metadata `(metaid, version)` any alive master candidate reports (itself
+    /// included), for the metalogger backend: a candidate behind it must not stand.
+    fn newest_metadata(&self) -> Option<(u64, u64)> {
+        let own = match self.replica {
+            ReplicaState::Version { metaid, version } => Some((metaid, version)),
+            _ => None,
+        };
+        self.membership
+            .members()
+            .filter(|m| m.id != self.spec.me && m.state == MemberState::Alive)
+            .filter_map(|m| m.meta)
+            .filter(|meta| meta.roles.contains(Roles::MASTER) && meta.replica.metaid != 0)
+            .map(|meta| (meta.replica.metaid, meta.replica.metadata_version))
+            .chain(own.filter(|(id, _)| *id != 0))
+            .max_by_key(|(_, v)| *v)
+    }
+
     /// The alive master candidate with the best health and replica, by the gossip metadata.
     fn best_standby(&self) -> Option<NodeId> {
         self.membership
@@ -353,7 +370,13 @@ impl Agent {
         if let Some(priority) = self.spec.candidate
             && self.health_known
         {
-            let newest = None;
+            // The leader's running master is the newest copy by definition (its files on disk
+            // lag behind the metaloggers' changelogs).
+            let newest = if self.lease.leader_epoch(now).is_some() {
+                None
+            } else {
+                self.newest_metadata()
+            };
             let e = roles::eligibility(priority, &self.health, self.replica, newest, self.files);
             // Tell the user when the verdict changes (not when free memory moves by 0.1 GiB).
             let changed = match &self.eligibility {
@@ -418,26 +441,19 @@ impl Agent {
             Some((h, e, _)) => (Some(h), e),
             None => (None, self.lease.highest_epoch()),
         };
+        let view = |state| ReplicaView {
+            state,
+            ..ReplicaView::default()
+        };
         let replica = match self.replica {
-            ReplicaState::UpToDate => ReplicaView {
-                state: super::membership::ReplicaState::UpToDate,
-                metadata_version: 0,
-            },
-            ReplicaState::Syncing => ReplicaView {
-                state: super::membership::ReplicaState::Syncing,
-                metadata_version: 0,
-            },
-            ReplicaState::Outdated => ReplicaView {
-                state: super::membership::ReplicaState::Outdated,
-                metadata_version: 0,
-            },
-            ReplicaState::Diskless => ReplicaView {
-                state: super::membership::ReplicaState::Diskless,
-                metadata_version: 0,
-            },
-            ReplicaState::Version { version, .. } => ReplicaView {
+            ReplicaState::UpToDate => view(super::membership::ReplicaState::UpToDate),
+            ReplicaState::Syncing => view(super::membership::ReplicaState::Syncing),
+            ReplicaState::Outdated => view(super::membership::ReplicaState::Outdated),
+            ReplicaState::Diskless => view(super::membership::ReplicaState::Diskless),
+            ReplicaState::Version { metaid, version } => ReplicaView {
                 state: super::membership::ReplicaState::UpToDate,
                 metadata_version: version,
+                metaid,
             },
             ReplicaState::Unknown => ReplicaView::default(),
         };

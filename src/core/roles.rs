@@ -76,6 +76,12 @@ pub fn eligibility(
     let replica_ok = match replica {
         ReplicaState::UpToDate => "UpToDate".to_string(),
         ReplicaState::Version { metaid, version } => match newest {
+            Some((_, v)) if metaid == 0 => {
+                return no(format!(
+                    "no metadata yet (its metalogger has not downloaded any; the rack has version {v})"
+                ));
+            }
+            None if metaid == 0 => "no metadata anywhere (a new filesystem)".to_string(),
             Some((id, _)) if id != metaid => {
                 return no(format!(
                     "metadata belongs to another filesystem (metaid {metaid:x}, rack has {id:x})"

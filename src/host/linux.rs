@@ -14,6 +14,7 @@ use super::vip::VipDriver;
 use crate::config::{Node, Rack, Replication, Role};
 use crate::core::Instant;
 use crate::core::plan::{Action, Observed, ReplicaRole};
+use crate::core::roles::ReplicaState;
 
 /// How many gratuitous ARPs announce a VIP, and how far apart (BRIEF: without them clients took
 /// 47 s to find the new master).
@@ -62,6 +63,18 @@ fn daemon_user(dirs: &[&Path]) -> String {
 }
 
 impl LinuxHost {
+    /// Gives files the agent wrote for the daemons to their user (they run as `mfs` when it
+    /// exists, and refuse metadata they cannot read with "can't find valid metadata file").
+    fn give_to_daemon_user(&self, paths: impl IntoIterator<Item = PathBuf>) {
+        if let Ok(Some(u)) = nix::unistd::User::from_name(&self.user) {
+            for p in paths {
+                if let Err(e) = nix::unistd::chown(&p, Some(u.uid), Some(u.gid)) {
+                    tracing::warn!("cannot give {} to {}: {e}", p.display(), self.user);
+                }
+            }
+        }
+    }
+
     /// The host of `node` in `rack`; generated files go under `state_dir/mfs`.
     pub fn new(rack: &Rack, node: &Node, state_dir: &Path) -> anyhow::Result<Self> {
         let c = &rack.cluster;
@@ -225,6 +238,36 @@ impl Host for LinuxHost {
         "linux"
     }
 
+    fn replica(&mut self) -> ReplicaState {
+        match self.backend {
+            // One directory for every candidate: always current.
+            Replication::SharedDir => ReplicaState::UpToDate,
+            // Read by the DRBD driver where the kernel has DRBD (the VM tier); not on this host.
+            Replication::Drbd => ReplicaState::UpToDate,
+            Replication::Metalogger => {
+                // The leader's copy is its running master's; a standby's is what its metalogger
+                // would give a takeover (or its own earlier master copy, if it has no newer one).
+                let own = if self.replica_primary {
+                    mfs::newest_metadata(&self.master_data)
+                        .map(|h| h.map(|h| (h.metaid, h.version)))
+                } else {
+                    mfs::metalogger_version(&self.metalogger_data)
+                };
+                match own {
+                    Ok(Some((metaid, version))) => ReplicaState::Version { metaid, version },
+                    Ok(None) => ReplicaState::Version {
+                        metaid: 0,
+                        version: 0,
+                    },
+                    Err(e) => {
+                        tracing::warn!("cannot read the metadata version: {e}");
+                        ReplicaState::Unknown
+                    }
+                }
+            }
+        }
+    }
+
     fn observe(&mut self, now: Instant) -> Observed {
         let vip_until = self
             .vip()
@@ -274,16 +317,51 @@ impl Host for LinuxHost {
 
     fn execute(&mut self, action: Action, now: Instant) -> Result<Observed, String> {
         match action {
-            Action::ReplicaPrimary { .. } => match self.backend {
+            Action::ReplicaPrimary { epoch } => match self.backend {
                 Replication::SharedDir => self.replica_primary = true,
                 Replication::Metalogger => {
                     if let Some(m) = &mut self.metalogger {
                         let _ = m.stop(Duration::from_secs(2));
                     }
                     self.metalogger = None;
-                    let info = mfs::metalogger_takeover(&self.metalogger_data, &self.master_data)
+                    let ml = mfs::metalogger_version(&self.metalogger_data)
                         .map_err(|e| e.to_string())?;
-                    tracing::info!("metadata taken over from the metalogger: {info:?}");
+                    let own = mfs::newest_metadata(&self.master_data).map_err(|e| e.to_string())?;
+                    match (ml, own) {
+                        (Some(_), _) => {
+                            let info =
+                                mfs::metalogger_takeover(&self.metalogger_data, &self.master_data)
+                                    .map_err(|e| e.to_string())?;
+                            self.give_to_daemon_user(
+                                info.copied.iter().map(|n| self.master_data.join(n)),
+                            );
+                            tracing::info!(
+                                "metadata taken over from the metalogger: metaid {:x}, mfsmaster -a continues from version {} (file {}, changelogs to {:?})",
+                                info.metaid,
+                                info.version,
+                                info.file_version,
+                                info.last_change
+                            );
+                        }
+                        (None, Some(h)) => tracing::info!(
+                            "no metalogger copy: starting from this node's own metadata (metaid {:x}, version {})",
+                            h.metaid,
+                            h.version
+                        ),
+                        // Only the rack's first election may create a filesystem: eligibility
+                        // kept this node out if any alive candidate had metadata, and epoch 1
+                        // means no node has held the lease (so run a master) before.
+                        (None, None) if epoch == 1 => tracing::info!(
+                            "no metadata anywhere and epoch 1: this is a new rack, mfsmaster creates a new filesystem"
+                        ),
+                        (None, None) => {
+                            return Err(format!(
+                                "no metadata to take over (this node's metalogger has not downloaded any) and epoch {epoch} > 1: \
+                                 a master ran before, so a new empty filesystem would hide the rack's data; \
+                                 bring back a node with metadata"
+                            ));
+                        }
+                    }
                     self.replica_primary = true;
                 }
                 Replication::Drbd => return Err(

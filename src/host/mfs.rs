@@ -1033,6 +1033,27 @@ pub fn newest_metadata(dir: &Path) -> Result<Option<MetaHeader>, MfsError> {
 /// outrank the metalogger's in `-a`'s "newest file wins" choice), copies `metadata_ml.mfs.back`
 /// and every `changelog_ml*.mfs` under their own names (which `-a` reads in 3.0 and 4.x), and
 /// fsyncs them. Returns the version the master will continue from.
+/// What a takeover from `metalogger_dir` would start from: `(metaid, version)`, or `None` while the
+/// metalogger has not downloaded any metadata yet. Read on every health tick of a standby, so
+/// the rack can tell which candidate has the newest copy.
+pub fn metalogger_version(metalogger_dir: &Path) -> Result<Option<(u64, u64)>, MfsError> {
+    let meta_path = metalogger_dir.join(METALOGGER_METADATA);
+    if !meta_path.exists() {
+        return Ok(None);
+    }
+    let header = read_metadata_header(&meta_path)?;
+    let mut versions = Vec::new();
+    for entry in fs::read_dir(metalogger_dir).map_err(io_err("read dir", metalogger_dir))? {
+        let entry = entry.map_err(io_err("read dir", metalogger_dir))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if changelog_name(&name) && name.starts_with("changelog_ml") {
+            versions.push(changelog_versions(&entry.path())?);
+        }
+    }
+    let (version, _) = replay_end(header.version, &versions)?;
+    Ok(Some((header.metaid, version)))
+}
+
 pub fn metalogger_takeover(metalogger_dir: &Path, data_dir: &Path) -> Result<MetaInfo, MfsError> {
     let meta_path = metalogger_dir.join(METALOGGER_METADATA);
     let header = read_metadata_header(&meta_path)?;

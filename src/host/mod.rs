@@ -11,6 +11,7 @@ pub mod vip;
 
 use crate::core::Instant;
 use crate::core::plan::{Action, Observed};
+use crate::core::roles::ReplicaState;
 
 /// What a host driver does for the agent loop. Calls are made from one dedicated thread, one at a
 /// time; each should return quickly (start a daemon and return; readiness shows in `observe`),
@@ -22,6 +23,10 @@ pub trait Host: Send {
     fn observe(&mut self, now: Instant) -> Observed;
     /// Carries out one action; returns the state afterwards, or what went wrong.
     fn execute(&mut self, action: Action, now: Instant) -> Result<Observed, String>;
+    /// How current this node's metadata copy is (read on every health tick; eligibility).
+    fn replica(&mut self) -> ReplicaState {
+        ReplicaState::UpToDate
+    }
 }
 pub mod sys;
 
@@ -30,6 +35,7 @@ pub mod sys;
 pub enum HostCmd {
     Execute(Action, Instant),
     Observe(Instant),
+    Replica,
 }
 
 /// The host thread's answer.
@@ -39,6 +45,8 @@ pub enum HostReply {
     Done(Result<Observed, (Observed, String)>),
     /// A periodic reading.
     Observed(Observed),
+    /// A replica reading.
+    Replica(ReplicaState),
 }
 
 /// Runs `host` on its own thread: the agent loop never blocks on the host.
@@ -59,6 +67,7 @@ pub fn spawn(
                         HostReply::Done(host.execute(a, now).map_err(|e| (host.observe(now), e)))
                     }
                     HostCmd::Observe(now) => HostReply::Observed(host.observe(now)),
+                    HostCmd::Replica => HostReply::Replica(host.replica()),
                 };
                 if reply_tx.send(reply).is_err() {
                     break;

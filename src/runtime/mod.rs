@@ -166,7 +166,8 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
         now,
     );
     let mut maintenance = false;
-    let replica = ReplicaState::UpToDate;
+    // Not eligible until the host has read the replica (the first health tick, at once).
+    let mut replica = ReplicaState::Unknown;
     agent.set_health(now, crate::host::sys::read_health(maintenance), replica, 0);
     info!(
         node = %node.name, id = me.0, addr = %bind, voters = rack.voters().count(), epoch = durable.highest(),
@@ -331,12 +332,20 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
                         agent.action_failed(now, obs, e);
                     }
                     HostReply::Observed(obs) => agent.refresh(now, obs),
+                    HostReply::Replica(r) => {
+                        if r != replica {
+                            info!("replica: {r:?}");
+                        }
+                        replica = r;
+                        agent.set_health(now, crate::host::sys::read_health(maintenance), replica, 0);
+                    }
                 }
             }
             _ = health_tick.tick() => {
                 let now = clock.now();
                 agent.set_health(now, crate::host::sys::read_health(maintenance), replica, 0);
                 let _ = host_tx.send(HostCmd::Observe(now));
+                let _ = host_tx.send(HostCmd::Replica);
             }
             _ = watchdog_tick.tick(), if watchdog.is_some() => {
                 let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);

@@ -101,6 +101,8 @@ pub enum ReplicaState {
 pub struct ReplicaView {
     pub state: ReplicaState,
     pub metadata_version: u64,
+    /// The MooseFS filesystem id of that metadata (0: none yet).
+    pub metaid: u64,
 }
 
 /// Everything a node publishes about itself through membership. Callers should publish only

@@ -356,6 +356,7 @@ fn metadata_reaches_every_member() {
         replica: ReplicaView {
             state: ReplicaState::UpToDate,
             metadata_version: 123_456,
+            metaid: 0x1234,
         },
         disk_free_mb: 40_000,
         agent_version: 3,
@@ -410,6 +411,7 @@ fn full_state_is_split_within_the_byte_budget() {
             replica: ReplicaView {
                 state: ReplicaState::Syncing,
                 metadata_version: u64::MAX,
+                metaid: u64::MAX,
             },
             lease: LeaseView {
                 epoch: u64::MAX,
