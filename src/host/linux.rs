@@ -44,6 +44,8 @@ pub struct LinuxHost {
     mount: Option<MfsMount>,
     replica_primary: bool,
     provisioner: bool,
+    /// Tells the runtime's PVC provisioner whether (and in which epoch) this node leads.
+    leadership: Option<tokio::sync::watch::Sender<Option<u64>>>,
     /// The user the MooseFS daemons run as: `mfs` (Debian's packages create it), or root.
     user: String,
 }
@@ -117,8 +119,15 @@ impl LinuxHost {
             mount,
             replica_primary: false,
             provisioner: false,
+            leadership: None,
             user,
         })
+    }
+
+    /// Drives `leadership` on StartProvisioner / StopProvisioner (see [`crate::provisioner`]).
+    pub fn with_leadership(mut self, tx: tokio::sync::watch::Sender<Option<u64>>) -> Self {
+        self.leadership = Some(tx);
+        self
     }
 
     fn vip(&mut self) -> Result<&mut VipDriver, String> {
@@ -312,13 +321,20 @@ impl Host for LinuxHost {
                     });
                 }
             }
-            Action::StartProvisioner { .. } => {
-                tracing::info!(
-                    "PVC provisioner: not part of this build yet; the leader role is complete without it"
-                );
+            Action::StartProvisioner { epoch } => {
+                if let Some(tx) = &self.leadership {
+                    tx.send_replace(Some(epoch));
+                }
                 self.provisioner = true;
             }
-            Action::StopProvisioner => self.provisioner = false,
+            Action::StopProvisioner => {
+                // The provisioner's task is aborted on the runtime; every step it takes is
+                // idempotent, so whatever it was doing the next leader finishes.
+                if let Some(tx) = &self.leadership {
+                    tx.send_replace(None);
+                }
+                self.provisioner = false;
+            }
             Action::VipDown => self.vip()?.down().map_err(|e| e.to_string())?,
             Action::StopMaster => {
                 if let Some(mut m) = self.master.take() {
@@ -356,6 +372,9 @@ impl Host for LinuxHost {
 impl Drop for LinuxHost {
     /// An agent that exits stops what it started (systemd's cgroup kill does the same on a crash).
     fn drop(&mut self) {
+        if let Some(tx) = &self.leadership {
+            tx.send_replace(None);
+        }
         for d in [
             &mut self.master,
             &mut self.chunkserver,
