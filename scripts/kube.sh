@@ -139,14 +139,19 @@ certs() {
   mkdir -p "$d"
   cd "$d"
   openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj "/CN=mooseherd-test-ca" 2>/dev/null
-  sign() { # name subject [san]
+  sign() { # name subject [san]: X.509 v3 (rustls/webpki refuse v1 certificates)
     openssl req -newkey rsa:2048 -nodes -keyout "$1.key" -out "$1.csr" -subj "$2" 2>/dev/null
-    if [ -n "${3:-}" ]; then
-      printf 'subjectAltName=%s\n' "$3" >"$1.ext"
-      openssl x509 -req -in "$1.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -out "$1.crt" -days 2 -extfile "$1.ext" 2>/dev/null
-    else
-      openssl x509 -req -in "$1.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -out "$1.crt" -days 2 2>/dev/null
-    fi
+    {
+      echo "basicConstraints=CA:FALSE"
+      echo "keyUsage=critical,digitalSignature,keyEncipherment"
+      if [ -n "${3:-}" ]; then
+        echo "extendedKeyUsage=serverAuth"
+        echo "subjectAltName=$3"
+      else
+        echo "extendedKeyUsage=clientAuth"
+      fi
+    } >"$1.ext"
+    openssl x509 -req -in "$1.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -out "$1.crt" -days 2 -extfile "$1.ext" 2>/dev/null
   }
   sign apiserver "/CN=kube-apiserver" "IP:127.0.0.1,DNS:localhost"
   sign admin "/O=system:masters/CN=admin"
@@ -190,14 +195,15 @@ start() {
   kubeconfig "$dir/kubeconfig" "$dir/pki/admin.crt" "$dir/pki/admin.key" "$dir"
   kubeconfig "$dir/kcm.kubeconfig" "$dir/pki/kcm.crt" "$dir/pki/kcm.key" "$dir"
   : >"$dir/pids"
-  etcd --name mooseherd-test --data-dir "$dir/etcd" \
+  netns_create "$dir"
+  ns etcd --name mooseherd-test --data-dir "$dir/etcd" \
     --listen-client-urls "http://127.0.0.1:$etcd_c" --advertise-client-urls "http://127.0.0.1:$etcd_c" \
     --listen-peer-urls "http://127.0.0.1:$etcd_p" --initial-advertise-peer-urls "http://127.0.0.1:$etcd_p" \
     --initial-cluster "mooseherd-test=http://127.0.0.1:$etcd_p" \
     >"$dir/etcd.log" 2>&1 &
   echo $! >>"$dir/pids"
   local p=$dir/pki
-  "$BIN/kube-apiserver" --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$api" \
+  ns "$BIN/kube-apiserver" --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$api" \
     --insecure-port=0 --etcd-servers="http://127.0.0.1:$etcd_c" \
     --tls-cert-file="$p/apiserver.crt" --tls-private-key-file="$p/apiserver.key" --client-ca-file="$p/ca.crt" \
     --service-account-key-file="$p/sa.pub" --service-account-signing-key-file="$p/sa.key" \
@@ -208,24 +214,46 @@ start() {
   echo $! >>"$dir/pids"
   local i
   for i in $(seq 1 120); do
-    curl -sf --cacert "$p/ca.crt" --cert "$p/admin.crt" --key "$p/admin.key" "https://127.0.0.1:$api/readyz" >/dev/null 2>&1 && break
+    ns curl -sf --cacert "$p/ca.crt" --cert "$p/admin.crt" --key "$p/admin.key" "https://127.0.0.1:$api/readyz" >/dev/null 2>&1 && break
     sleep 0.5
     [ "$i" = 120 ] && { tail -20 "$dir/apiserver.log" >&2; die "kube-apiserver not ready after 60 s (log: $dir/apiserver.log)"; }
   done
-  "$BIN/kube-controller-manager" --kubeconfig="$dir/kcm.kubeconfig" \
+  ns "$BIN/kube-controller-manager" --kubeconfig="$dir/kcm.kubeconfig" \
     --authentication-kubeconfig="$dir/kcm.kubeconfig" --authorization-kubeconfig="$dir/kcm.kubeconfig" \
     --bind-address=127.0.0.1 --secure-port="$kcm" --port=0 --leader-elect=false \
     --use-service-account-credentials=true --service-account-private-key-file="$p/sa.key" \
     --root-ca-file="$p/ca.crt" --cluster-signing-cert-file="$p/ca.crt" --cluster-signing-key-file="$p/ca.key" \
-    --controllers=persistentvolume-binder,persistentvolume-expander,serviceaccount-token,serviceaccount,namespace,garbagecollector \
+    --controllers=persistentvolume-binder,persistentvolume-expander,pvc-protection,pv-protection,serviceaccount-token,serviceaccount,namespace,garbagecollector \
     >"$dir/kcm.log" 2>&1 &
   echo $! >>"$dir/pids"
   mfs_start "$dir"
-  printf 'KUBECONFIG=%s\nMOOSEHERD_TEST_MFS=%s\n' "$dir/kubeconfig" "$dir/mfs" >"$dir/env"
+  printf 'KUBECONFIG=%s\nMOOSEHERD_TEST_MFS=%s\nMOOSEHERD_TEST_NETNS=%s\n' "$dir/kubeconfig" "$dir/mfs" "/run/netns/$(netns_name)" >"$dir/env"
   log "ready: KUBECONFIG=$dir/kubeconfig MOOSEHERD_TEST_MFS=$dir/mfs (logs in $dir)"
 }
 
-# A single-node MooseFS on 127.0.0.1 (ports PORT_BASE+4..7), mounted at DIR/mfs.
+# Everything runs in a network namespace of its own (mhkube-PORT_BASE): the chunkserver refuses a
+# master on any 127.x address ("use ip address of network controller"), so MooseFS needs a real
+# address, 10.215.0.1 on a veth inside it. The mount is made from inside the namespace
+# (nsenter keeps the host's mount namespace: the host sees it). Tests and tools that talk to the
+# apiserver (127.0.0.1 there) or the master run inside it too: `nsenter --net=$MOOSEHERD_TEST_NETNS`.
+NS_ADDR=10.215.0.1
+netns_name() { printf 'mhkube-%s' "$PORT_BASE"; }
+netns_create() {
+  local n
+  n=$(netns_name)
+  [ -e "/run/netns/$n" ] && die "network namespace $n exists: another control plane uses KUBE_PORT_BASE=$PORT_BASE (stop it, or pick another base)"
+  ip netns add "$n"
+  echo "$n" >"$1/netns"
+  ip -n "$n" link set lo up
+  # A veth pair with both ends inside (no dummy module on every kernel).
+  ip -n "$n" link add mh0 type veth peer name mh1
+  ip -n "$n" addr add "$NS_ADDR/24" dev mh0
+  ip -n "$n" link set mh0 up
+  ip -n "$n" link set mh1 up
+}
+ns() { nsenter --net="/run/netns/$(netns_name)" "$@"; }
+
+# A single-node MooseFS in the namespace (ports PORT_BASE+4..7), mounted at DIR/mfs.
 mfs_start() {
   local dir=$1 m=$1/mfsm c=$1/mfscs
   local ml=$((PORT_BASE + 4)) cs=$((PORT_BASE + 5)) cl=$((PORT_BASE + 6)) csl=$((PORT_BASE + 7))
@@ -235,25 +263,25 @@ mfs_start() {
   printf '* / rw,alldirs,admin,maproot=0:0\n' >"$m/exports.cfg"
   printf '%s\n' "WORKING_USER = root" "WORKING_GROUP = root" "DATA_PATH = $m/data" \
     "EXPORTS_FILENAME = $m/exports.cfg" \
-    "MATOML_LISTEN_HOST = 127.0.0.1" "MATOML_LISTEN_PORT = $ml" \
-    "MATOCS_LISTEN_HOST = 127.0.0.1" "MATOCS_LISTEN_PORT = $cs" \
-    "MATOCL_LISTEN_HOST = 127.0.0.1" "MATOCL_LISTEN_PORT = $cl" >"$m/mfsmaster.cfg"
+    "MATOML_LISTEN_HOST = $NS_ADDR" "MATOML_LISTEN_PORT = $ml" \
+    "MATOCS_LISTEN_HOST = $NS_ADDR" "MATOCS_LISTEN_PORT = $cs" \
+    "MATOCL_LISTEN_HOST = $NS_ADDR" "MATOCL_LISTEN_PORT = $cl" >"$m/mfsmaster.cfg"
   printf '%s\n' "$c/chunks" >"$c/hdd.cfg"
   printf '%s\n' "WORKING_USER = root" "WORKING_GROUP = root" "DATA_PATH = $c/data" \
-    "HDD_CONF_FILENAME = $c/hdd.cfg" "MASTER_HOST = 127.0.0.1" "MASTER_PORT = $cs" \
-    "CSSERV_LISTEN_HOST = 127.0.0.1" "CSSERV_LISTEN_PORT = $csl" \
+    "HDD_CONF_FILENAME = $c/hdd.cfg" "MASTER_HOST = $NS_ADDR" "MASTER_PORT = $cs" \
+    "CSSERV_LISTEN_HOST = $NS_ADDR" "CSSERV_LISTEN_PORT = $csl" \
     "HDD_LEAVE_SPACE_DEFAULT = 0" >"$c/mfschunkserver.cfg"
-  mfsmaster -f -c "$m/mfsmaster.cfg" >"$dir/mfsmaster.log" 2>&1 &
+  ns mfsmaster -f -c "$m/mfsmaster.cfg" >"$dir/mfsmaster.log" 2>&1 &
   echo $! >>"$dir/pids"
   local i
   for i in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$cl") 2>/dev/null && break
+    ns bash -c "exec 3<>/dev/tcp/$NS_ADDR/$cl" 2>/dev/null && break
     sleep 0.1
-    [ "$i" = 100 ] && { tail -20 "$dir/mfsmaster.log" >&2; die "mfsmaster did not listen on 127.0.0.1:$cl"; }
+    [ "$i" = 100 ] && { tail -20 "$dir/mfsmaster.log" >&2; die "mfsmaster did not listen on $NS_ADDR:$cl"; }
   done
-  mfschunkserver -f -c "$c/mfschunkserver.cfg" >"$dir/mfschunkserver.log" 2>&1 &
+  ns mfschunkserver -f -c "$c/mfschunkserver.cfg" >"$dir/mfschunkserver.log" 2>&1 &
   echo $! >>"$dir/pids"
-  mfsmount "$dir/mfs" -f -H 127.0.0.1 -P "$cl" >"$dir/mfsmount.log" 2>&1 &
+  ns mfsmount "$dir/mfs" -f -H "$NS_ADDR" -P "$cl" >"$dir/mfsmount.log" 2>&1 &
   echo $! >>"$dir/pids"
   for i in $(seq 1 100); do
     [ "$(stat -f -c %t "$dir/mfs" 2>/dev/null)" = 65735546 ] && break
@@ -280,6 +308,9 @@ stop() {
       kill -9 "$pid" 2>/dev/null || true
     done
   fi
+  if [ -f "$dir/netns" ]; then
+    ip netns del "$(cat "$dir/netns")" 2>/dev/null || true
+  fi
   rm -rf "$dir"
 }
 
@@ -290,7 +321,8 @@ case "${1:-}" in
     # Only the MooseFS part (for tests of the mfs tools without Kubernetes).
     d=${2:?usage: kube.sh mfs-start DIR}; mkdir -p "$d"; d=$(cd "$d" && pwd)
     [ -e "$d/pids" ] && die "$d/pids exists (scripts/kube.sh stop $d)"
-    : >"$d/pids"; mfs_start "$d"; printf 'MOOSEHERD_TEST_MFS=%s\n' "$d/mfs" >"$d/env"; cat "$d/env" ;;
+    : >"$d/pids"; netns_create "$d"; mfs_start "$d"
+    printf 'MOOSEHERD_TEST_MFS=%s\nMOOSEHERD_TEST_NETNS=%s\n' "$d/mfs" "/run/netns/$(netns_name)" >"$d/env"; cat "$d/env" ;;
   stop) stop "${2:-}" ;;
   *) sed -n "2,17p" "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -61,7 +61,7 @@ struct World {
     name: String,
     root: PathBuf,
     classes: Vec<String>,
-    rt: tokio::runtime::Handle,
+    kubeconfig: PathBuf,
 }
 
 impl World {
@@ -92,7 +92,7 @@ impl World {
             ns,
             root,
             classes: Vec::new(),
-            rt: tokio::runtime::Handle::current(),
+            kubeconfig: e.kubeconfig.clone(),
         }
     }
 
@@ -240,15 +240,23 @@ impl World {
 
 impl Drop for World {
     fn drop(&mut self) {
-        let (client, ns, classes) = (self.client.clone(), self.ns.clone(), self.classes.clone());
+        let (kc, ns, classes) = (
+            self.kubeconfig.clone(),
+            self.ns.clone(),
+            self.classes.clone(),
+        );
         let name = self.name.clone();
-        // Drop runs inside the test's runtime: clean up on a thread with its own.
+        // Drop runs on the test's runtime, which is blocked while it waits: clean up on a thread
+        // with a runtime and a client of its own (a client's connection lives on its runtime).
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .unwrap();
             rt.block_on(async {
+                let Ok(client) = mooseherd::provisioner::client(&kc).await else {
+                    return;
+                };
                 let _ = Api::<Namespace>::all(client.clone())
                     .delete(&ns, &DeleteParams::default())
                     .await;
@@ -269,7 +277,6 @@ impl Drop for World {
         })
         .join();
         let _ = std::fs::remove_dir_all(&self.root);
-        let _ = &self.rt;
     }
 }
 
@@ -342,6 +349,15 @@ fn deploy_storage_classes_are_valid() {
     }
 }
 
+/// Writes and fsyncs: a snapshot copies what the master knows, so data still in the mount's
+/// write cache would not be in it.
+fn write_synced(p: &Path, data: &[u8]) {
+    use std::io::Write;
+    let mut f = std::fs::File::create(p).unwrap();
+    f.write_all(data).unwrap();
+    f.sync_all().unwrap();
+}
+
 fn mfs(tool: &str, args: &[&str]) -> String {
     let out = Command::new(tool).args(args).output().expect(tool);
     assert!(
@@ -352,9 +368,9 @@ fn mfs(tool: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn hard_size_quota(dir: &Path) -> Option<u64> {
+fn hard_length_quota(dir: &Path) -> Option<u64> {
     let out = mfs("mfsgetquota", &["-n", &dir.to_string_lossy()]);
-    let line = out.lines().find(|l| l.trim_start().starts_with("size"))?;
+    let line = out.lines().find(|l| l.trim_start().starts_with("length"))?;
     line.split('|').nth(3)?.trim().parse().ok()
 }
 
@@ -409,7 +425,7 @@ async fn provision_binds_fast_with_quota_owner_mode_and_rwx() {
         (m.uid(), m.gid(), m.permissions().mode() & 0o7777),
         (1000, 1000, 0o750)
     );
-    assert_eq!(hard_size_quota(&dir), Some(1 << 30));
+    assert_eq!(hard_length_quota(&dir), Some(1 << 30));
     assert!(mfs("mfsgettrashtime", &[&dir.to_string_lossy()]).contains("3600"));
     w.event(&w.ns, "data0", "ProvisioningSucceeded").await;
     // A pod on any worker can mount it, many at once (RWX): the apiserver accepts the spec.
@@ -454,7 +470,7 @@ async fn release_archives_deletes_or_retains() {
         w.bound(n, Instant::now()).await;
         let pv = pv_name(&c.uid().unwrap());
         let rel = w.pv(&pv).await.unwrap().annotations()[ANN_PATH].clone();
-        std::fs::write(w.root.join(&rel).join("file"), b"precious").unwrap();
+        write_synced(&w.root.join(&rel).join("file"), b"precious");
         w.claims()
             .delete(n, &DeleteParams::default())
             .await
@@ -529,7 +545,7 @@ async fn expansion_raises_the_quota() {
     let dir = w
         .root
         .join(&w.pv(&pv).await.unwrap().annotations()[ANN_PATH]);
-    assert_eq!(hard_size_quota(&dir), Some(1 << 20));
+    assert_eq!(hard_length_quota(&dir), Some(1 << 20));
     w.claims()
         .patch(
             "grow",
@@ -541,7 +557,7 @@ async fn expansion_raises_the_quota() {
         .await
         .unwrap();
     w.event(&w.ns, "grow", "VolumeResizeSuccessful").await;
-    assert_eq!(hard_size_quota(&dir), Some(3 << 20));
+    assert_eq!(hard_length_quota(&dir), Some(3 << 20));
     let cap = |p: &PersistentVolume| {
         p.spec.as_ref().unwrap().capacity.as_ref().unwrap()["storage"]
             .0
@@ -692,7 +708,7 @@ async fn clone_is_a_snapshot_of_the_source() {
     let mut w = World::new(&e, "clone").await;
     let sc = w.class("c", serde_json::json!({})).await;
     let task = w.start();
-    let src = w.claim("src", &sc, "1Mi", serde_json::json!({})).await;
+    let src = w.claim("src", &sc, "1Gi", serde_json::json!({})).await;
     w.bound("src", Instant::now()).await;
     let src_dir = w.root.join(
         &w.pv(&pv_name(&src.uid().unwrap()))
@@ -700,9 +716,9 @@ async fn clone_is_a_snapshot_of_the_source() {
             .unwrap()
             .annotations()[ANN_PATH],
     );
-    std::fs::write(src_dir.join("f"), b"v1").unwrap();
+    write_synced(&src_dir.join("f"), b"v1");
     let copy = w
-        .claim("copy", &sc, "1Mi", serde_json::json!({"spec": {"dataSource": {"kind": "PersistentVolumeClaim", "name": "src"}}}))
+        .claim("copy", &sc, "1Gi", serde_json::json!({"spec": {"dataSource": {"kind": "PersistentVolumeClaim", "name": "src"}}}))
         .await;
     w.bound("copy", Instant::now()).await;
     let copy_dir = w.root.join(
@@ -766,13 +782,13 @@ fn mfs_tools_on_a_real_mount() {
         &Attrs {
             goal: Some(2),
             storage_class: None,
-            trash_time: Some(120),
+            trash_time: Some(7200),
         },
     )
     .unwrap();
     assert!(mfs("mfsgetgoal", &[&dir.to_string_lossy()]).contains(": 2"));
-    assert!(mfs("mfsgettrashtime", &[&dir.to_string_lossy()]).contains("120"));
-    std::fs::write(dir.join("f"), b"x").unwrap();
+    assert!(mfs("mfsgettrashtime", &[&dir.to_string_lossy()]).contains("7200"));
+    write_synced(&dir.join("f"), b"x");
     let copy = RelPath::parse("ns/copy").unwrap();
     fs.snapshot(&rel, &copy).unwrap();
     assert_eq!(std::fs::read(copy.under(&root).join("f")).unwrap(), b"x");
