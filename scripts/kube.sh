@@ -15,6 +15,9 @@
 # kept in $MOOSEHERD_KUBE_CACHE (default /var/cache/mooseherd-kube/<debian source version>/bin), so
 # every later run starts in seconds. Ports: $KUBE_PORT_BASE (default 36440) + 0..7, all on 127.0.0.1.
 #
+# KUBE_KCM_QPS (default 20, Kubernetes' default) is kube-controller-manager's API rate limit: its PV
+# controller needs ~4 writes to annotate and bind one claim, so many claims at once queue behind it.
+#
 # The recipe (two fixes to Debian's 1.20.2 tree) is explained at each step below.
 set -euo pipefail
 
@@ -223,6 +226,7 @@ start() {
     --bind-address=127.0.0.1 --secure-port="$kcm" --port=0 --leader-elect=false \
     --use-service-account-credentials=true --service-account-private-key-file="$p/sa.key" \
     --root-ca-file="$p/ca.crt" --cluster-signing-cert-file="$p/ca.crt" --cluster-signing-key-file="$p/ca.key" \
+    --kube-api-qps="${KUBE_KCM_QPS:-20}" --kube-api-burst="$((2 * ${KUBE_KCM_QPS:-20}))" \
     --controllers=persistentvolume-binder,persistentvolume-expander,pvc-protection,pv-protection,serviceaccount-token,serviceaccount,namespace,garbagecollector \
     >"$dir/kcm.log" 2>&1 &
   echo $! >>"$dir/pids"
