@@ -961,7 +961,10 @@ fn bench_provision(a: &ProvisionBenchArgs) -> anyhow::Result<ExitCode> {
             // The control plane and MooseFS live in a network namespace of their own: join it
             // (this thread only; the runtime and every process it starts are created from here).
             let env = std::fs::read_to_string(dir.join("env")).context("reading the env file")?;
-            if let Some(ns) = env.lines().find_map(|l| l.strip_prefix("MOOSEHERD_TEST_NETNS=")) {
+            if let Some(ns) = env
+                .lines()
+                .find_map(|l| l.strip_prefix("MOOSEHERD_TEST_NETNS="))
+            {
                 let f = std::fs::File::open(ns).with_context(|| format!("opening {ns}"))?;
                 nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET)
                     .with_context(|| format!("entering {ns}"))?;

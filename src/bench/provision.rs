@@ -194,7 +194,11 @@ async fn measure(
     let last = bound_at.values().max().copied().unwrap_or(start);
     let mut pv_ms: Vec<f64> = pv_at
         .iter()
-        .filter_map(|(n, p)| created_at.get(n).map(|c| p.duration_since(*c).as_secs_f64() * 1e3))
+        .filter_map(|(n, p)| {
+            created_at
+                .get(n)
+                .map(|c| p.duration_since(*c).as_secs_f64() * 1e3)
+        })
         .collect();
     pv_ms.sort_by(f64::total_cmp);
     Ok(ProvisionReport {

@@ -462,6 +462,39 @@ mod tests {
         assert!(outside.path().join("keep").exists(), "followed a symlink");
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Random patterns and claim values, with a symlink to the outside planted in the root:
+        /// whatever is created lands strictly under the root, and nothing appears outside it.
+        #[test]
+        fn random_names_never_create_outside_the_root(
+            pattern in "[a-z/.${}]{0,16}|\\$\\{annotations\\.k\\}(/\\$\\{pvc\\})?|evil/\\$\\{pvc\\}",
+            value in "\\PC{0,10}|\\.\\.|\\.\\./x|/etc|evil",
+            pvc in "[a-z0-9.\\-]{1,10}",
+        ) {
+            let t = tempfile::tempdir().unwrap();
+            let outside = t.path().join("outside");
+            let root = t.path().join("root");
+            std::fs::create_dir_all(&outside).unwrap();
+            std::fs::create_dir_all(&root).unwrap();
+            symlink(&outside, root.join("evil")).unwrap();
+            let mut a = std::collections::BTreeMap::new();
+            a.insert("k".to_string(), value);
+            let vars = crate::provisioner::path::Vars {
+                namespace: "ns", pvc: &pvc, pv: "pv", annotations: Some(&a), labels: None,
+            };
+            let fs = MfsRoot::new(&root);
+            if let Ok(rel) = crate::provisioner::path::expand(&pattern, &vars) {
+                let _ = fs.create(&rel, DirSpec { uid: 0, gid: 0, mode: 0o755 });
+            }
+            proptest::prop_assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+            let mut top: Vec<_> = std::fs::read_dir(t.path()).unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+            top.sort();
+            proptest::prop_assert_eq!(top, vec!["outside".to_string(), "root".to_string()]);
+        }
+    }
+
     #[test]
     fn quota_arguments() {
         let q = Quota {
