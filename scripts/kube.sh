@@ -199,14 +199,14 @@ start() {
   kubeconfig "$dir/kcm.kubeconfig" "$dir/pki/kcm.crt" "$dir/pki/kcm.key" "$dir"
   : >"$dir/pids"
   netns_create "$dir"
-  ns etcd --name mooseherd-test --data-dir "$dir/etcd" \
+  nsd etcd --name mooseherd-test --data-dir "$dir/etcd" \
     --listen-client-urls "http://127.0.0.1:$etcd_c" --advertise-client-urls "http://127.0.0.1:$etcd_c" \
     --listen-peer-urls "http://127.0.0.1:$etcd_p" --initial-advertise-peer-urls "http://127.0.0.1:$etcd_p" \
     --initial-cluster "mooseherd-test=http://127.0.0.1:$etcd_p" \
     >"$dir/etcd.log" 2>&1 &
   echo $! >>"$dir/pids"
   local p=$dir/pki
-  ns "$BIN/kube-apiserver" --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$api" \
+  nsd "$BIN/kube-apiserver" --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$api" \
     --insecure-port=0 --etcd-servers="http://127.0.0.1:$etcd_c" \
     --tls-cert-file="$p/apiserver.crt" --tls-private-key-file="$p/apiserver.key" --client-ca-file="$p/ca.crt" \
     --service-account-key-file="$p/sa.pub" --service-account-signing-key-file="$p/sa.key" \
@@ -221,7 +221,7 @@ start() {
     sleep 0.5
     [ "$i" = 120 ] && { tail -20 "$dir/apiserver.log" >&2; die "kube-apiserver not ready after 60 s (log: $dir/apiserver.log)"; }
   done
-  ns "$BIN/kube-controller-manager" --kubeconfig="$dir/kcm.kubeconfig" \
+  nsd "$BIN/kube-controller-manager" --kubeconfig="$dir/kcm.kubeconfig" \
     --authentication-kubeconfig="$dir/kcm.kubeconfig" --authorization-kubeconfig="$dir/kcm.kubeconfig" \
     --bind-address=127.0.0.1 --secure-port="$kcm" --port=0 --leader-elect=false \
     --use-service-account-credentials=true --service-account-private-key-file="$p/sa.key" \
@@ -255,7 +255,10 @@ netns_create() {
   ip -n "$n" link set mh0 up
   ip -n "$n" link set mh1 up
 }
+# In the namespace. Used before `&`, `exec` makes the recorded $! the daemon's own PID (nsenter
+# execs it too), so `stop` signals the daemon itself.
 ns() { nsenter --net="/run/netns/$(netns_name)" "$@"; }
+nsd() { exec nsenter --net="/run/netns/$(netns_name)" "$@"; }
 
 # A single-node MooseFS in the namespace (ports PORT_BASE+4..7), mounted at DIR/mfs.
 mfs_start() {
@@ -275,7 +278,7 @@ mfs_start() {
     "HDD_CONF_FILENAME = $c/hdd.cfg" "MASTER_HOST = $NS_ADDR" "MASTER_PORT = $cs" \
     "CSSERV_LISTEN_HOST = $NS_ADDR" "CSSERV_LISTEN_PORT = $csl" \
     "HDD_LEAVE_SPACE_DEFAULT = 0" >"$c/mfschunkserver.cfg"
-  ns mfsmaster -f -c "$m/mfsmaster.cfg" >"$dir/mfsmaster.log" 2>&1 &
+  nsd mfsmaster -f -c "$m/mfsmaster.cfg" >"$dir/mfsmaster.log" 2>&1 &
   echo $! >>"$dir/pids"
   local i
   for i in $(seq 1 100); do
@@ -283,9 +286,9 @@ mfs_start() {
     sleep 0.1
     [ "$i" = 100 ] && { tail -20 "$dir/mfsmaster.log" >&2; die "mfsmaster did not listen on $NS_ADDR:$cl"; }
   done
-  ns mfschunkserver -f -c "$c/mfschunkserver.cfg" >"$dir/mfschunkserver.log" 2>&1 &
+  nsd mfschunkserver -f -c "$c/mfschunkserver.cfg" >"$dir/mfschunkserver.log" 2>&1 &
   echo $! >>"$dir/pids"
-  ns mfsmount "$dir/mfs" -f -H "$NS_ADDR" -P "$cl" >"$dir/mfsmount.log" 2>&1 &
+  nsd mfsmount "$dir/mfs" -f -H "$NS_ADDR" -P "$cl" >"$dir/mfsmount.log" 2>&1 &
   echo $! >>"$dir/pids"
   for i in $(seq 1 100); do
     [ "$(stat -f -c %t "$dir/mfs" 2>/dev/null)" = 65735546 ] && break
