@@ -393,3 +393,36 @@ impl Drop for LinuxHost {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{HostChecks, Rack};
+
+    /// The core's provisioner actions reach the runtime's `leadership` channel (and a host that
+    /// goes away says "not leader").
+    #[test]
+    fn provisioner_actions_drive_the_leadership_channel() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = crate::lab::rack_toml(dir.path(), &crate::lab::node_names(3), "shared-dir");
+        let (rack, _) = Rack::parse(&text, Path::new("lab.toml"), HostChecks::NONE).unwrap();
+        let node = rack.node_by_name("pi1").unwrap().clone();
+        let (tx, rx) = tokio::sync::watch::channel(None);
+        let mut host = LinuxHost::new(&rack, &node, &dir.path().join("state"))
+            .unwrap()
+            .with_leadership(tx);
+        let now = Instant::from_micros(0);
+        let obs = host
+            .execute(Action::StartProvisioner { epoch: 9 }, now)
+            .unwrap();
+        assert!(obs.provisioner);
+        assert_eq!(*rx.borrow(), Some(9));
+        let obs = host.execute(Action::StopProvisioner, now).unwrap();
+        assert!(!obs.provisioner);
+        assert_eq!(*rx.borrow(), None);
+        host.execute(Action::StartProvisioner { epoch: 10 }, now)
+            .unwrap();
+        drop(host);
+        assert_eq!(*rx.borrow(), None, "a host that is gone still says leader");
+    }
+}
