@@ -803,3 +803,64 @@ fn mfs_tools_on_a_real_mount() {
     assert!(!archived.exists());
     let _ = BTreeMap::<String, String>::new();
 }
+
+/// The real thing: `mooseherd provisioner` processes SIGKILLed at different points while claims
+/// are being provisioned, then one left running: every claim Bound, one directory and one PV each.
+#[tokio::test]
+async fn sigkilled_provisioner_process_leaks_nothing() {
+    let Some(e) = env("sigkilled_provisioner_process_leaks_nothing") else {
+        return;
+    };
+    let mut w = World::new(&e, "sigkill").await;
+    let sc = w.class("s", serde_json::json!({})).await;
+    struct Child(std::process::Child);
+    impl Drop for Child {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let spawn = || {
+        Child(
+            Command::new(env!("CARGO_BIN_EXE_mooseherd"))
+                .args(["-q", "provisioner", "--kubeconfig"])
+                .arg(&e.kubeconfig)
+                .arg("--root")
+                .arg(&w.root)
+                .arg("--host-root")
+                .arg(PathBuf::from("/mnt/mfs").join(&w.ns))
+                .arg("--name")
+                .arg(&w.name)
+                .spawn()
+                .expect("start mooseherd provisioner"),
+        )
+    };
+    let n: u64 = 6;
+    for i in 0..n {
+        let child = spawn();
+        // Let it connect and start watching (the process needs ~100 ms), then kill it at a
+        // different point of its work each round.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        w.claim(&format!("k{i}"), &sc, "1Mi", serde_json::json!({}))
+            .await;
+        tokio::time::sleep(Duration::from_millis(8 * i)).await;
+        drop(child); // SIGKILL
+    }
+    let _last = spawn();
+    for i in 0..n {
+        w.bound(&format!("k{i}"), Instant::now()).await;
+    }
+    let mut dirs = w.entries();
+    dirs.retain(|d| !d.starts_with('.'));
+    assert_eq!(dirs.len(), n as usize, "directories: {dirs:?}");
+    let pvs = Api::<PersistentVolume>::all(w.client.clone())
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    let ours = pvs
+        .items
+        .iter()
+        .filter(|p| p.annotations().get("pv.kubernetes.io/provisioned-by") == Some(&w.name))
+        .count();
+    assert_eq!(ours, n as usize);
+}
