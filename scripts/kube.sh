@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
-# A real Kubernetes control plane for the provisioner's tests and benchmark, on 127.0.0.1 only.
+# A real Kubernetes control plane + MooseFS for the provisioner's tests and benchmark, inside a
+# network namespace of its own (mhkube-$KUBE_PORT_BASE): nothing listens on the host's network.
 #
 #   scripts/kube.sh build         build kube-apiserver + kube-controller-manager 1.20 from Debian's
 #                                 `kubernetes` source package (once; cached, see below) and install etcd
 #   scripts/kube.sh start DIR     start etcd + kube-apiserver + kube-controller-manager, and a real
 #                                 MooseFS (mfsmaster + mfschunkserver + mfsmount at DIR/mfs), with
 #                                 state, certificates and logs in DIR; writes DIR/kubeconfig and
-#                                 DIR/env (KUBECONFIG=..., MOOSEHERD_TEST_MFS=...)
+#                                 DIR/env (KUBECONFIG=..., MOOSEHERD_TEST_MFS=...,
+#                                 MOOSEHERD_TEST_NETNS=/run/netns/...: run clients with
+#                                 `nsenter --net=$MOOSEHERD_TEST_NETNS`)
 #   scripts/kube.sh mfs-start DIR only the MooseFS part of `start`
 #   scripts/kube.sh stop DIR      unmount, stop what `start DIR` started (by the PIDs it recorded)
 #                                 and remove DIR
 #
-# Needs root and Debian 12. The build takes ~9 minutes on 2 cores from an empty cache; its binaries are
+# Needs root and Debian 12. The build takes 9-22 minutes on 2 cores from an empty cache (22 when the
+# cores are shared with other builds); its binaries are
 # kept in $MOOSEHERD_KUBE_CACHE (default /var/cache/mooseherd-kube/<debian source version>/bin), so
-# every later run starts in seconds. Ports: $KUBE_PORT_BASE (default 36440) + 0..7, all on 127.0.0.1.
+# every later run starts in seconds. Ports: $KUBE_PORT_BASE (default 36440) + 0..7, on
+# 127.0.0.1 (Kubernetes) and 10.215.0.1 (MooseFS) inside the namespace; one base = one instance.
 #
 # KUBE_KCM_QPS (default 20, Kubernetes' default) is kube-controller-manager's API rate limit: its PV
 # controller needs ~4 writes to annotate and bind one claim, so many claims at once queue behind it.
@@ -331,5 +336,5 @@ case "${1:-}" in
     : >"$d/pids"; netns_create "$d"; mfs_start "$d"
     printf 'MOOSEHERD_TEST_MFS=%s\nMOOSEHERD_TEST_NETNS=%s\n' "$d/mfs" "/run/netns/$(netns_name)" >"$d/env"; cat "$d/env" ;;
   stop) stop "${2:-}" ;;
-  *) sed -n "2,17p" "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n "2,20p" "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
