@@ -193,10 +193,10 @@ EOF
 
 start() {
   local dir=${1:?usage: kube.sh start DIR}
-  [ -x "$BIN/kube-apiserver" ] || build
-  command -v etcd >/dev/null || die "etcd is missing: run scripts/kube.sh build"
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
+  [ -x "$BIN/kube-apiserver" ] || (build)
+  command -v etcd >/dev/null || die "etcd is missing: run scripts/kube.sh build"
   [ -e "$dir/pids" ] && die "$dir/pids exists: a control plane may be running there (scripts/kube.sh stop $dir)"
   local api=$((PORT_BASE + 0)) etcd_c=$((PORT_BASE + 1)) etcd_p=$((PORT_BASE + 2)) kcm=$((PORT_BASE + 3))
   certs "$dir"
