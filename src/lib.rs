@@ -10,6 +10,7 @@ pub mod core;
 pub mod host;
 pub mod lab;
 pub mod proof;
+pub mod provisioner;
 pub mod runtime;
 pub mod sim;
 pub mod wire;

@@ -81,6 +81,14 @@ enum Command {
     /// Benchmarks that print a table and write JSON.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Run the Kubernetes PVC provisioner in the foreground, as if this node led the rack.
+    ///
+    /// The agent runs the same provisioner itself, on the leader only, when the rack file has
+    /// `[provisioner] enabled = true`; this command is for trying it against a cluster and for
+    /// debugging. A claim of a StorageClass whose `provisioner` is NAME becomes a directory under
+    /// ROOT (with a MooseFS quota of the requested size) and a hostPath PV under HOST_ROOT.
+    /// See deploy/ for StorageClass examples and RBAC.
+    Provisioner(ProvisionerArgs),
     /// Print the version, git commit and target.
     Version,
     /// Prove the lease in simulation: many seeded schedules of crashes, pauses, partitions, loss,
@@ -147,6 +155,49 @@ enum BenchCommand {
     /// marks it down), convergence of a metadata change, bytes per node per second, false
     /// positives under loss and jitter.
     Gossip(GossipBenchArgs),
+    /// PVC created -> Bound through the real provisioner, kube-apiserver and MooseFS: p50/p99 and
+    /// total for many claims created at once. Without --kubeconfig it starts the test control
+    /// plane and a MooseFS with scripts/kube.sh (root; run from the source tree) and stops them
+    /// afterwards.
+    Provision(ProvisionBenchArgs),
+}
+
+#[derive(Debug, Args)]
+struct ProvisionBenchArgs {
+    /// Number of claims, created at once.
+    #[arg(long, default_value_t = 100)]
+    pvcs: usize,
+    /// A cluster to use (its PV controller must run); then --root is required.
+    #[arg(long, requires = "root")]
+    kubeconfig: Option<PathBuf>,
+    /// A directory on a MooseFS mount for the volumes (created and removed).
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// Seconds to wait for all claims to be Bound.
+    #[arg(long, default_value_t = 120)]
+    timeout_s: u64,
+    /// Print one JSON object (pvcs, p50_ms, p99_ms, max_ms, total_ms) instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Also write the JSON report to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct ProvisionerArgs {
+    /// kubeconfig of the provisioner's ServiceAccount (deploy/kubeconfig.sh writes one).
+    #[arg(long, default_value = mooseherd::provisioner::DEFAULT_KUBECONFIG)]
+    kubeconfig: PathBuf,
+    /// Where volumes are created on this host: a directory on the MooseFS mount.
+    #[arg(long)]
+    root: PathBuf,
+    /// The same directory as pods on the workers see it (default: ROOT).
+    #[arg(long)]
+    host_root: Option<PathBuf>,
+    /// The provisioner name StorageClasses give.
+    #[arg(long, default_value = mooseherd::provisioner::DEFAULT_NAME)]
+    name: String,
 }
 
 #[derive(Debug, Args)]
@@ -374,6 +425,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Boards(args) => boards(&args),
         Command::Sim(args) => sim(&args),
         Command::Bench(BenchCommand::Gossip(args)) => bench_gossip(&args),
+        Command::Bench(BenchCommand::Provision(args)) => bench_provision(&args),
+        Command::Provisioner(args) => provisioner(args),
         Command::Lab(cmd) => lab(cmd),
         Command::Agent(args) => {
             mooseherd::runtime::run(mooseherd::runtime::AgentOptions {
@@ -851,6 +904,101 @@ fn bench_gossip(a: &GossipBenchArgs) -> anyhow::Result<ExitCode> {
         seed: a.seed,
     };
     let report = gossip(&opts)?;
+    let json = serde_json::to_string(&report)?;
+    if let Some(p) = &a.out {
+        std::fs::write(p, &json).with_context(|| format!("writing {}", p.display()))?;
+    }
+    if a.json {
+        println!("{json}");
+    } else {
+        print_table(&report);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")
+}
+
+fn provisioner(a: ProvisionerArgs) -> anyhow::Result<ExitCode> {
+    let root = std::path::absolute(&a.root).context("--root")?;
+    let cfg = mooseherd::provisioner::ProvisionerConfig {
+        name: a.name,
+        kubeconfig: a.kubeconfig,
+        mount: root.clone(),
+        host_root: a.host_root.unwrap_or_else(|| root.clone()),
+        root,
+        instance: nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_else(|| "provisioner".into()),
+    };
+    runtime()?.block_on(async {
+        tokio::select! {
+            () = mooseherd::provisioner::run(cfg) => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    });
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bench_provision(a: &ProvisionBenchArgs) -> anyhow::Result<ExitCode> {
+    use mooseherd::bench::provision::{ProvisionBenchOptions, print_table, provision};
+    // Without a cluster: the test control plane + MooseFS of scripts/kube.sh, stopped afterwards.
+    struct Started(PathBuf);
+    impl Drop for Started {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("bash")
+                .arg("scripts/kube.sh")
+                .arg("stop")
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let mut started = None;
+    let (kubeconfig, root) = match (&a.kubeconfig, &a.root) {
+        (Some(k), Some(r)) => (k.clone(), r.clone()),
+        _ => {
+            anyhow::ensure!(
+                std::path::Path::new("scripts/kube.sh").is_file(),
+                "without --kubeconfig the benchmark starts a test cluster with scripts/kube.sh: run it from the source tree (as root), or give --kubeconfig and --root"
+            );
+            let dir = std::env::temp_dir().join(format!("mooseherd-bench-{}", std::process::id()));
+            let s = Started(dir.clone());
+            let ok = std::process::Command::new("bash")
+                .arg("scripts/kube.sh")
+                .arg("start")
+                .arg(&dir)
+                .status()
+                .context("running scripts/kube.sh")?
+                .success();
+            started = Some(s);
+            anyhow::ensure!(ok, "scripts/kube.sh start {} failed", dir.display());
+            // The control plane and MooseFS live in a network namespace of their own: join it
+            // (this thread only; the runtime and every process it starts are created from here).
+            let env = std::fs::read_to_string(dir.join("env")).context("reading the env file")?;
+            if let Some(ns) = env
+                .lines()
+                .find_map(|l| l.strip_prefix("MOOSEHERD_TEST_NETNS="))
+            {
+                let f = std::fs::File::open(ns).with_context(|| format!("opening {ns}"))?;
+                nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET)
+                    .with_context(|| format!("entering {ns}"))?;
+            }
+            (dir.join("kubeconfig"), dir.join("mfs").join("bench"))
+        }
+    };
+    let opts = ProvisionBenchOptions {
+        pvcs: a.pvcs,
+        kubeconfig,
+        root,
+        timeout: std::time::Duration::from_secs(a.timeout_s),
+    };
+    let report = runtime()?.block_on(provision(&opts))?;
+    drop(started);
     let json = serde_json::to_string(&report)?;
     if let Some(p) = &a.out {
         std::fs::write(p, &json).with_context(|| format!("writing {}", p.display()))?;

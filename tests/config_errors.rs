@@ -430,3 +430,38 @@ proptest! {
         let _ = Rack::parse(&src, Path::new("r"), HostChecks::NONE);
     }
 }
+
+#[test]
+fn provisioner_section() {
+    let with = |body: &str| format!("{GOOD}\n[provisioner]\n{body}");
+    // Defaults: disabled; enabling it needs every master candidate to be a worker too.
+    let (rack, _) = Rack::parse(GOOD, Path::new("rack.toml"), HostChecks::NONE).unwrap();
+    assert!(!rack.provisioner.enabled);
+    assert_eq!(rack.provisioner.name, "mooseherd.io/moosefs");
+    let workers = GOOD.replace(
+        "[\"master\", \"chunkserver\"]",
+        "[\"master\", \"chunkserver\", \"worker\"]",
+    );
+    let src = format!(
+        "{workers}\n[provisioner]\nenabled = true\nname = \"example.com/mfs\"\nroot = \"k8s/volumes\"\n"
+    );
+    let (rack, _) = Rack::parse(&src, Path::new("rack.toml"), HostChecks::NONE).unwrap();
+    assert!(rack.provisioner.enabled);
+    assert_eq!(rack.provisioner.name, "example.com/mfs");
+    assert_eq!(rack.provisioner.root, "k8s/volumes");
+    expect_error(
+        |_| with("enabled = true\n"),
+        6,
+        1,
+        "needs the `worker` role",
+    );
+    expect_error(
+        |_| with("name = \"moosefs\"\n"),
+        30,
+        8,
+        "provisioner name `moosefs`",
+    );
+    expect_error(|_| with("root = \"../x\"\n"), 30, 8, "root `../x`");
+    expect_error(|_| with("kubeconfig = \"kc\"\n"), 30, 14, "absolute path");
+    expect_error(|_| with("nmae = \"x\"\n"), 30, 1, "nmae");
+}

@@ -1,6 +1,6 @@
 //! The README's configuration reference documents every key the schema accepts.
 
-use mooseherd::config::rack::{CLUSTER_KEYS, DRBD_KEYS, NODE_KEYS};
+use mooseherd::config::rack::{CLUSTER_KEYS, DRBD_KEYS, NODE_KEYS, PROVISIONER_KEYS};
 
 #[test]
 fn every_schema_key_is_documented() {
@@ -20,6 +20,7 @@ fn every_schema_key_is_documented() {
         ("### `[cluster]`", CLUSTER_KEYS),
         ("### `[drbd]`", DRBD_KEYS),
         ("### `[[node]]`", NODE_KEYS),
+        ("### `[provisioner]`", PROVISIONER_KEYS),
     ] {
         let text = section(title);
         for key in keys {

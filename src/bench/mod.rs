@@ -8,5 +8,6 @@
 //!   jitter make it declare live nodes down.
 
 pub mod gossip;
+pub mod provision;
 
 pub use gossip::{BenchError, GossipBenchOptions, GossipReport, gossip, print_table, table};

@@ -56,7 +56,8 @@ pub const NODE_KEYS: &[&str] = &[
     "mount_path",
 ];
 pub const DRBD_KEYS: &[&str] = &["resource", "device", "port", "version"];
-const TOP_KEYS: &[&str] = &["cluster", "node", "drbd"];
+pub const PROVISIONER_KEYS: &[&str] = &["enabled", "name", "kubeconfig", "root"];
+const TOP_KEYS: &[&str] = &["cluster", "node", "drbd", "provisioner"];
 pub const ROLES: &[&str] = &["master", "chunkserver", "worker"];
 pub const REPLICATIONS: &[&str] = &["drbd", "metalogger", "shared-dir"];
 
@@ -66,6 +67,7 @@ fn known_keys(path: &[String]) -> &'static [&'static str] {
         [t] if t == "cluster" => CLUSTER_KEYS,
         [t] if t == "node" => NODE_KEYS,
         [t] if t == "drbd" => DRBD_KEYS,
+        [t] if t == "provisioner" => PROVISIONER_KEYS,
         _ => &[],
     }
 }
@@ -76,6 +78,29 @@ struct RawRack {
     #[serde(default)]
     node: Vec<Spanned<RawNode>>,
     drbd: Option<Spanned<RawDrbd>>,
+    provisioner: Option<Spanned<RawProvisioner>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawProvisioner {
+    #[serde(default)]
+    enabled: bool,
+    #[serde(default = "default_provisioner_name")]
+    name: Spanned<String>,
+    #[serde(default = "default_kubeconfig")]
+    kubeconfig: Spanned<PathBuf>,
+    #[serde(default = "default_provisioner_root")]
+    root: Spanned<String>,
+}
+
+fn default_provisioner_name() -> Spanned<String> {
+    sp(crate::provisioner::DEFAULT_NAME.into())
+}
+fn default_kubeconfig() -> Spanned<PathBuf> {
+    sp(crate::provisioner::DEFAULT_KUBECONFIG.into())
+}
+fn default_provisioner_root() -> Spanned<String> {
+    sp("volumes".into())
 }
 
 #[derive(Debug, Deserialize)]
@@ -257,6 +282,28 @@ pub struct Drbd {
     pub version: DrbdVersion,
 }
 
+/// The `[provisioner]` table, checked (defaults when absent: disabled).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Provisioner {
+    pub enabled: bool,
+    /// The provisioner name StorageClasses give (`mooseherd.io/moosefs`).
+    pub name: String,
+    pub kubeconfig: PathBuf,
+    /// The volumes' directory, relative to the MooseFS mount (`mount_path`).
+    pub root: String,
+}
+
+impl Default for Provisioner {
+    fn default() -> Self {
+        Provisioner {
+            enabled: false,
+            name: crate::provisioner::DEFAULT_NAME.into(),
+            kubeconfig: crate::provisioner::DEFAULT_KUBECONFIG.into(),
+            root: "volumes".into(),
+        }
+    }
+}
+
 /// The `[cluster]` table, checked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Cluster {
@@ -308,6 +355,7 @@ pub struct Rack {
     pub cluster: Cluster,
     pub nodes: Vec<Node>,
     pub drbd: Option<Drbd>,
+    pub provisioner: Provisioner,
 }
 
 /// Errors loading a rack file.
@@ -850,6 +898,49 @@ fn validate(raw: RawRack, path: &Path, host: HostChecks, d: &mut Diagnostics<'_>
         }
     }
 
+    let provisioner = match raw.provisioner {
+        None => Provisioner::default(),
+        Some(t) => {
+            let tspan = t.span();
+            let t = t.into_inner();
+            let at = |s: Range<usize>| {
+                if s.is_empty() && s.start == 0 {
+                    tspan.clone()
+                } else {
+                    s
+                }
+            };
+            if !valid_provisioner_name(t.name.get_ref()) {
+                d.error(at(t.name.span()), format!("provisioner name `{}` must look like `example.com/name` (a DNS subdomain, `/`, a name; at most 63 characters after the `/`)", t.name.get_ref()));
+            }
+            if !t.kubeconfig.get_ref().is_absolute() {
+                d.error(
+                    at(t.kubeconfig.span()),
+                    "kubeconfig must be an absolute path",
+                );
+            }
+            if let Err(e) = crate::provisioner::path::RelPath::parse(t.root.get_ref()) {
+                d.error(at(t.root.span()), format!("root `{}` must be a directory relative to mount_path, e.g. \"volumes\": {e}", t.root.get_ref()));
+            }
+            if t.enabled {
+                for (nspan, n) in &nodes {
+                    if n.has(Role::Master) && !n.has(Role::Worker) {
+                        d.error(nspan.clone(), format!("master candidate `{}` needs the `worker` role: the provisioner runs on the leader and creates volumes through its MooseFS mount", n.name));
+                    }
+                    if n.has(Role::Worker) && n.mount_path != c.mount_path {
+                        d.error(nspan.clone(), format!("worker `{}` mounts MooseFS at {} but volumes' hostPaths use the cluster's mount_path {}; with [provisioner] enabled every worker mounts at the same place", n.name, n.mount_path.display(), c.mount_path.display()));
+                    }
+                }
+            }
+            Provisioner {
+                enabled: t.enabled,
+                name: t.name.into_inner(),
+                kubeconfig: t.kubeconfig.into_inner(),
+                root: t.root.into_inner(),
+            }
+        }
+    };
+
     let _ = path;
     let cluster = Cluster {
         name: c.name.into_inner(),
@@ -872,7 +963,31 @@ fn validate(raw: RawRack, path: &Path, host: HostChecks, d: &mut Diagnostics<'_>
         cluster,
         nodes: nodes.into_iter().map(|(_, n)| n).collect(),
         drbd,
+        provisioner,
     })
+}
+
+/// `prefix/name`: a DNS subdomain, `/`, and 1-63 of letters, digits, `-`, `_`, `.`.
+fn valid_provisioner_name(s: &str) -> bool {
+    let Some((domain, name)) = s.split_once('/') else {
+        return false;
+    };
+    let label = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    !domain.is_empty()
+        && domain.len() <= 253
+        && domain.split('.').all(label)
+        && !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 /// Time a holder keeps in hand after fencing, in ms: the lease it may believe in (shortened by

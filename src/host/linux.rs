@@ -45,6 +45,8 @@ pub struct LinuxHost {
     mount: Option<MfsMount>,
     replica_primary: bool,
     provisioner: bool,
+    /// Tells the runtime's PVC provisioner whether (and in which epoch) this node leads.
+    leadership: Option<tokio::sync::watch::Sender<Option<u64>>>,
     /// The user the MooseFS daemons run as: `mfs` (Debian's packages create it), or root.
     user: String,
 }
@@ -130,8 +132,15 @@ impl LinuxHost {
             mount,
             replica_primary: false,
             provisioner: false,
+            leadership: None,
             user,
         })
+    }
+
+    /// Drives `leadership` on StartProvisioner / StopProvisioner (see [`crate::provisioner`]).
+    pub fn with_leadership(mut self, tx: tokio::sync::watch::Sender<Option<u64>>) -> Self {
+        self.leadership = Some(tx);
+        self
     }
 
     fn vip(&mut self) -> Result<&mut VipDriver, String> {
@@ -390,13 +399,20 @@ impl Host for LinuxHost {
                     });
                 }
             }
-            Action::StartProvisioner { .. } => {
-                tracing::info!(
-                    "PVC provisioner: not part of this build yet; the leader role is complete without it"
-                );
+            Action::StartProvisioner { epoch } => {
+                if let Some(tx) = &self.leadership {
+                    tx.send_replace(Some(epoch));
+                }
                 self.provisioner = true;
             }
-            Action::StopProvisioner => self.provisioner = false,
+            Action::StopProvisioner => {
+                // The provisioner's task is aborted on the runtime; every step it takes is
+                // idempotent, so whatever it was doing the next leader finishes.
+                if let Some(tx) = &self.leadership {
+                    tx.send_replace(None);
+                }
+                self.provisioner = false;
+            }
             Action::VipDown => self.vip()?.down().map_err(|e| e.to_string())?,
             Action::StopMaster => {
                 if let Some(mut m) = self.master.take() {
@@ -434,6 +450,9 @@ impl Host for LinuxHost {
 impl Drop for LinuxHost {
     /// An agent that exits stops what it started (systemd's cgroup kill does the same on a crash).
     fn drop(&mut self) {
+        if let Some(tx) = &self.leadership {
+            tx.send_replace(None);
+        }
         for d in [
             &mut self.master,
             &mut self.chunkserver,
@@ -450,5 +469,38 @@ impl Drop for LinuxHost {
         if let Some(v) = &mut self.vip_driver {
             let _ = v.down();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{HostChecks, Rack};
+
+    /// The core's provisioner actions reach the runtime's `leadership` channel (and a host that
+    /// goes away says "not leader").
+    #[test]
+    fn provisioner_actions_drive_the_leadership_channel() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = crate::lab::rack_toml(dir.path(), &crate::lab::node_names(3), "shared-dir");
+        let (rack, _) = Rack::parse(&text, Path::new("lab.toml"), HostChecks::NONE).unwrap();
+        let node = rack.node_by_name("pi1").unwrap().clone();
+        let (tx, rx) = tokio::sync::watch::channel(None);
+        let mut host = LinuxHost::new(&rack, &node, &dir.path().join("state"))
+            .unwrap()
+            .with_leadership(tx);
+        let now = Instant::from_micros(0);
+        let obs = host
+            .execute(Action::StartProvisioner { epoch: 9 }, now)
+            .unwrap();
+        assert!(obs.provisioner);
+        assert_eq!(*rx.borrow(), Some(9));
+        let obs = host.execute(Action::StopProvisioner, now).unwrap();
+        assert!(!obs.provisioner);
+        assert_eq!(*rx.borrow(), None);
+        host.execute(Action::StartProvisioner { epoch: 10 }, now)
+            .unwrap();
+        drop(host);
+        assert_eq!(*rx.borrow(), None, "a host that is gone still says leader");
     }
 }

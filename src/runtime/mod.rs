@@ -136,6 +136,23 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
     // Host drivers block (and some run a small runtime of their own): build the host and take its
     // first reading off the async runtime.
     let now = clock.now();
+    // The PVC provisioner runs here on the runtime, while the host thread (which carries out
+    // StartProvisioner / StopProvisioner) says this node leads.
+    let (leadership, leadership_rx) = tokio::sync::watch::channel(None);
+    if rack.provisioner.enabled {
+        let p = &rack.provisioner;
+        tokio::spawn(crate::provisioner::run_while_leader(
+            leadership_rx,
+            crate::provisioner::ProvisionerConfig {
+                name: p.name.clone(),
+                kubeconfig: p.kubeconfig.clone(),
+                mount: node.mount_path.clone(),
+                root: node.mount_path.join(&p.root),
+                host_root: rack.cluster.mount_path.join(&p.root),
+                instance: node.name.clone(),
+            },
+        ));
+    }
     let (kind, r2, n2, s2) = (
         opts.host.clone(),
         rack.clone(),
@@ -144,7 +161,7 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
     );
     let (host, observed) = std::thread::spawn(
         move || -> anyhow::Result<(Box<dyn Host>, crate::core::plan::Observed)> {
-            let mut host = make_host(&kind, &r2, &n2, &s2)?;
+            let mut host = make_host(&kind, &r2, &n2, &s2, leadership)?;
             let observed = host.observe(now);
             Ok((host, observed))
         },
@@ -362,12 +379,14 @@ fn make_host(
     rack: &Rack,
     node: &crate::config::Node,
     state_dir: &std::path::Path,
+    leadership: tokio::sync::watch::Sender<Option<u64>>,
 ) -> anyhow::Result<Box<dyn Host>> {
     match kind {
         "dry-run" => Ok(Box::new(DryRunHost::new())),
         "linux" => Ok(Box::new(
             crate::host::linux::LinuxHost::new(rack, node, state_dir)
-                .context("setting up the host driver")?,
+                .context("setting up the host driver")?
+                .with_leadership(leadership),
         )),
         other => bail!("unknown host driver `{other}` (linux or dry-run)"),
     }
