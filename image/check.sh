@@ -37,12 +37,12 @@ link_to $U/sysinit.target.wants/mooseherd-firstboot.service $U/mooseherd-firstbo
 ok "root: mooseherd.service and mooseherd-firstboot.service enabled"
 [ "$BUILT" = --built ] || exit 0
 
-for f in config.txt cmdline.txt vmlinuz initrd.img start4.elf fixup4.dat bcm2711-rpi-4-b.dtb bcm2710-rpi-3-b-plus.dtb mooseherd/README.txt; do
+for f in config.txt cmdline.txt vmlinuz initrd.img start4.elf fixup4.dat bcm2711-rpi-4-b.dtb bcm2837-rpi-3-b-plus.dtb mooseherd/README.txt; do
     fat_has $f
 done
 mcopy -i "$FAT" ::/config.txt "$W/config.txt"
 mcopy -i "$FAT" ::/cmdline.txt "$W/cmdline.txt"
-grep -qx 'kernel=vmlinuz' "$W/config.txt" && grep -qx 'arm_64bit=1' "$W/config.txt" || die "config.txt does not load the 64-bit kernel"
+grep -qx 'kernel=vmlinuz' "$W/config.txt" && grep -qx 'arm_64bit=1' "$W/config.txt" && grep -qx 'upstream_kernel=1' "$W/config.txt" || die "config.txt does not load the 64-bit kernel"
 grep -q 'root=LABEL=ROOT' "$W/cmdline.txt" || die "cmdline.txt does not name root=LABEL=ROOT"
 ok "boot: firmware, DTBs, vmlinuz, initrd.img, config.txt, cmdline.txt"
 dumpe2fs -h "$EXT" 2>/dev/null | grep -q '^Filesystem volume name: *ROOT$' || die "root filesystem is not labelled ROOT"

@@ -33,6 +33,9 @@ Name=eth* en*
 [Network]
 DHCP=yes
 NET
+# raspi-firmware rewrites config.txt and cmdline.txt when apt upgrades the kernel on the Pi: keep
+# the root by label there too.
+printf '%s\n' '# mooseherd image: root by label (see /etc/fstab)' 'ROOTPART=LABEL=ROOT' > "$ROOT/etc/default/raspi-firmware"
 echo mooseherd > "$ROOT/etc/hostname"
 printf '127.0.0.1\tlocalhost\n127.0.1.1\tmooseherd\n::1\tlocalhost ip6-localhost ip6-loopback\n' > "$ROOT/etc/hosts"
 # No default password: root is locked until first boot installs keys or a hash.
