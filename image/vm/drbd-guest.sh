@@ -10,11 +10,12 @@
 #    call is answered 7 by the lease), writes, and reads back every block a acknowledged.
 PATH=/usr/sbin:/usr/bin:/sbin:/bin
 export PATH
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev 2>/dev/null
-mount -t tmpfs tmpfs /run
-mount -t tmpfs tmpfs /tmp
+# util-linux's mount is not in this minimal root; busybox-static's is.
+busybox mount -t proc proc /proc
+busybox mount -t sysfs sysfs /sys
+busybox mount -t devtmpfs devtmpfs /dev 2>/dev/null
+busybox mount -t tmpfs tmpfs /run
+busybox mount -t tmpfs tmpfs /tmp
 mkdir -p /run/lock /var/run/drbd /run/drbd
 node=""; addr=""
 for a in $(cat /proc/cmdline); do
@@ -24,8 +25,11 @@ for a in $(cat /proc/cmdline); do
     esac
 done
 say() { echo "MH[$node] $(cut -d' ' -f1 /proc/uptime) $*" > /dev/ttyS0; }
-finish() { say "DONE"; sync; echo o > /proc/sysrq-trigger; sleep 30; }
+finish() { say "DONE"; sync; echo o > /proc/sysrq-trigger; sleep 30; exit 1; }
 hostname "$node"
+# No udev here: load the NIC driver by hand.
+modprobe virtio_net
+n=0; while [ ! -e /sys/class/net/eth0 ] && [ $n -lt 50 ]; do sleep 0.2; n=$((n + 1)); done
 ip link set lo up
 ip link set eth0 up
 ip addr add "$addr/24" dev eth0

@@ -44,7 +44,8 @@ impl Options {
 }
 
 /// What a run did: changes made, notes (skipped or nothing to do), and errors (the run went on
-/// with the other steps; the exit status is non-zero when there are any).
+/// with the other steps; the exit status is non-zero when there are any). `mooseherd firstboot`
+/// prints it; the steps are also logged at debug level.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Report {
     pub node: Option<String>,
@@ -56,17 +57,17 @@ pub struct Report {
 impl Report {
     fn change(&mut self, s: impl Into<String>) {
         let s = s.into();
-        tracing::info!(step = %s, "first boot: changed");
+        tracing::debug!(step = %s, "first boot: changed");
         self.changed.push(s);
     }
     fn note(&mut self, s: impl Into<String>) {
         let s = s.into();
-        tracing::info!(step = %s, "first boot");
+        tracing::debug!(step = %s, "first boot");
         self.notes.push(s);
     }
     fn error(&mut self, s: impl Into<String>) {
         let s = s.into();
-        tracing::error!(problem = %s, "first boot");
+        tracing::debug!(problem = %s, "first boot: error");
         self.errors.push(s);
     }
 }
