@@ -38,7 +38,13 @@ say "drbd module: $(head -1 /proc/drbd)"
 mkdir -p /etc/drbd.d
 mooseherd drbd resource-file --config /etc/mooseherd/rack.toml > /etc/drbd.d/mfsmeta.res || { say "FAIL resource file"; finish; }
 drbdadm create-md --force mfsmeta > /run/create-md.log 2>&1 || { say "FAIL create-md: $(tail -3 /run/create-md.log)"; finish; }
-drbdadm up mfsmeta || { say "FAIL drbdadm up"; finish; }
+# drbdadm gives each drbdsetup call 5 s; under emulation on a busy host that can run out. `adjust`
+# completes a half-done `up` (attach, connect), so retry it a few times.
+n=0
+until drbdadm up mfsmeta 2>/run/up.err || drbdadm adjust mfsmeta 2>>/run/up.err; do
+    n=$((n + 1)); [ $n -lt 5 ] || { say "FAIL drbdadm up: $(tail -2 /run/up.err)"; finish; }
+    sleep 2
+done
 say "up"
 cstate() { drbdadm cstate mfsmeta 2>/dev/null; }
 dstate() { drbdadm dstate mfsmeta 2>/dev/null; }
