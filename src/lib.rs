@@ -7,6 +7,7 @@
 pub mod bench;
 pub mod config;
 pub mod core;
+pub mod firstboot;
 pub mod host;
 pub mod lab;
 pub mod proof;

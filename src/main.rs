@@ -74,6 +74,21 @@ enum Command {
     /// Rotation: `--add` on every node (new key opens, old key still seals), then `--promote ID`
     /// on every node (new key seals), then `--remove OLD` on every node. See docs/keyring.md.
     Keygen(KeygenArgs),
+    /// Prepare this Pi from its boot partition; mooseherd-firstboot.service runs it on every boot.
+    ///
+    /// Reads mooseherd/rack.toml, mooseherd/keyring, mooseherd/authorized_keys and
+    /// mooseherd/root-password-hash from the boot partition; creates ssh host keys if there are
+    /// none, installs the login keys, validates and installs the rack file and keyring, finds this
+    /// node by MAC address (else by an address it has, else by hostname), sets the hostname and
+    /// the node's address, mounts the data disk (`disk`; a filesystem is created only with
+    /// `format = true`, never on a disk labelled `mooseherd`), creates the chunk directories and
+    /// enables the agent. Changes only what differs: a second run changes nothing.
+    ///
+    /// Exit status: 0 when every step succeeded, 1 when any failed (the others still ran).
+    Firstboot(FirstbootArgs),
+    /// DRBD: the resource file mooseherd generates, and the handlers DRBD calls.
+    #[command(subcommand)]
+    Drbd(DrbdCommand),
     /// A rack of real agents in network namespaces on this machine, with real MooseFS, for trying
     /// mooseherd and for failover drills. Root only.
     #[command(subcommand)]
@@ -282,6 +297,43 @@ struct MaintenanceArgs {
     state: String,
 }
 
+#[derive(Debug, Subcommand)]
+enum DrbdCommand {
+    /// Print the DRBD resource file for this rack (`/etc/drbd.d/<resource>.res`); the agent
+    /// writes the same file.
+    ResourceFile,
+    /// DRBD's fence-peer handler (the resource file names it). Asks the local agent whether this
+    /// node holds the lease: yes -> exit 7 (the peer is fenced by the lease; DRBD outdates it and
+    /// resumes IO), no or no answer -> exit 1 (DRBD keeps IO frozen and does not promote).
+    FencePeer(DrbdHandlerArgs),
+    /// DRBD's after-resync-target (8.4) / unfence-peer (9) handler: mooseherd sets no fencing
+    /// constraints outside DRBD, so it only logs and exits 0.
+    UnfencePeer(DrbdHandlerArgs),
+}
+
+#[derive(Debug, Args)]
+struct DrbdHandlerArgs {
+    #[command(flatten)]
+    socket: SocketArgs,
+}
+
+#[derive(Debug, Args)]
+struct FirstbootArgs {
+    /// The mounted boot partition holding mooseherd/rack.toml.
+    #[arg(long, default_value = "/boot/firmware")]
+    boot: PathBuf,
+    /// The root file system to set up. Anything but `/` skips what acts on the running machine
+    /// (hostname, data disk, starting the agent) and takes the node from --node.
+    #[arg(long, default_value = "/")]
+    root: PathBuf,
+    /// With --root: the node to set up (its hostname is used to find it).
+    #[arg(long)]
+    node: Option<String>,
+    /// Seconds to wait for a network interface to appear (its MAC identifies the node).
+    #[arg(long, default_value_t = 15)]
+    wait_secs: u64,
+}
+
 #[derive(Debug, Args)]
 struct KeygenArgs {
     /// The keyring file (default: /etc/mooseherd/keyring).
@@ -452,11 +504,103 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             control_call(&cli.config, &args.socket, &req)
         }
         Command::Keygen(args) => keygen(&args),
+        Command::Firstboot(args) => firstboot(&args),
+        Command::Drbd(cmd) => drbd(&cli.config, &cmd),
         Command::Version => {
             println!("mooseherd {}", version_line());
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn drbd(config: &std::path::Path, cmd: &DrbdCommand) -> anyhow::Result<ExitCode> {
+    use mooseherd::host::drbd;
+    // DRBD passes the resource and peer in the environment (drbd.conf(5), "handlers").
+    let env = |k: &str| std::env::var(k).unwrap_or_else(|_| "?".into());
+    match cmd {
+        DrbdCommand::ResourceFile => {
+            let (rack, _) = Rack::load(config, HostChecks::NONE)?;
+            print!("{}", drbd::resource_file(&rack)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        DrbdCommand::FencePeer(args) => {
+            let view = match call(&socket_path(config, &args.socket), &Request::Status) {
+                Ok(resp) => resp
+                    .status
+                    .map_or(drbd::LeaseView::Unknown, |s| drbd::lease_view(&s.agent)),
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "fence-peer: cannot ask the agent");
+                    drbd::LeaseView::Unknown
+                }
+            };
+            let answer = drbd::fence_peer_decision(view);
+            // DRBD logs the handler's exit code; stderr reaches the kernel log via drbdadm.
+            eprintln!(
+                "mooseherd drbd fence-peer: resource {} peer {}: exit {}: {}",
+                env("DRBD_RESOURCE"),
+                env("DRBD_PEER_ADDRESS"),
+                answer.exit_code,
+                answer.reason
+            );
+            tracing::info!(
+                resource = %env("DRBD_RESOURCE"),
+                exit_code = answer.exit_code,
+                reason = %answer.reason,
+                "fence-peer"
+            );
+            Ok(ExitCode::from(u8::try_from(answer.exit_code).unwrap_or(1)))
+        }
+        DrbdCommand::UnfencePeer(_) => {
+            eprintln!(
+                "mooseherd drbd unfence-peer: resource {}: nothing to remove",
+                env("DRBD_RESOURCE")
+            );
+            Ok(ExitCode::from(
+                u8::try_from(drbd::UNFENCE_PEER_EXIT).unwrap_or(0),
+            ))
+        }
+    }
+}
+
+fn firstboot(args: &FirstbootArgs) -> anyhow::Result<ExitCode> {
+    use mooseherd::firstboot::{LocalFacts, apply};
+    let live = args.root == std::path::Path::new("/");
+    if !live && args.node.is_none() {
+        anyhow::bail!(
+            "--root {} needs --node NAME (a prepared root has no network interfaces to match)",
+            args.root.display()
+        );
+    }
+    let facts = args.node.as_ref().map(|n| LocalFacts {
+        hostname: n.clone(),
+        ..LocalFacts::default()
+    });
+    let report = apply::run_all(&apply::Options {
+        root: args.root.clone(),
+        boot: args.boot.clone(),
+        wait_for_interfaces: std::time::Duration::from_secs(args.wait_secs),
+        facts,
+    });
+    for c in &report.changed {
+        println!("changed: {c}");
+    }
+    for n in &report.notes {
+        println!("note: {n}");
+    }
+    for e in &report.errors {
+        println!("error: {e}");
+    }
+    println!(
+        "mooseherd firstboot: node {}, {} change(s), {} error(s)",
+        report.node.as_deref().unwrap_or("unknown"),
+        report.changed.len(),
+        report.errors.len()
+    );
+    Ok(if report.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn check_config(file: &std::path::Path, no_host: bool, json: bool) -> anyhow::Result<ExitCode> {

@@ -465,3 +465,51 @@ fn provisioner_section() {
     expect_error(|_| with("kubeconfig = \"kc\"\n"), 30, 14, "absolute path");
     expect_error(|_| with("nmae = \"x\"\n"), 30, 1, "nmae");
 }
+
+#[test]
+fn format_without_a_disk() {
+    expect_error(
+        |s| s.replace("board = \"pi5\"", "board = \"pi5\"\nformat = true"),
+        27,
+        10,
+        "format = true on `c` but it has no `disk`",
+    );
+}
+
+#[test]
+fn disk_must_be_a_device() {
+    expect_error(
+        |s| s.replace("board = \"pi5\"", "board = \"pi5\"\ndisk = \"sda\""),
+        27,
+        8,
+        "must be a block device under /dev",
+    );
+    expect_error(
+        |s| s.replace("board = \"pi5\"", "board = \"pi5\"\ndisk_mount = \"usb\""),
+        27,
+        14,
+        "disk_mount of `c` must be an absolute path",
+    );
+}
+
+#[test]
+fn chunks_off_the_data_disk_are_a_warning() {
+    let src = GOOD.replacen(
+        "chunk_dirs = [\"/srv/chunks\"]",
+        "chunk_dirs = [\"/srv/chunks\"]\ndisk = \"/dev/sda1\"\nformat = true",
+        1,
+    );
+    let warnings = check(&src).expect("valid");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("not under disk_mount /mnt/usb")),
+        "{warnings:?}"
+    );
+    let src = src.replacen("\"/srv/chunks\"", "\"/mnt/usb/chunks\"", 1);
+    let warnings = check(&src).expect("valid");
+    assert!(
+        !warnings.iter().any(|w| w.contains("disk_mount")),
+        "{warnings:?}"
+    );
+}

@@ -76,3 +76,35 @@ fn systemd_analyze_verify_accepts_the_unit() {
         "systemd-analyze verify failed:\n{stderr}"
     );
 }
+
+#[test]
+fn systemd_analyze_verify_accepts_the_firstboot_unit() {
+    const FIRSTBOOT: &str = include_str!("../systemd/mooseherd-firstboot.service");
+    // It must run before the agent and sshd (host keys), and never start a second agent.
+    for want in [
+        "Before=mooseherd.service ssh.service",
+        "Type=oneshot",
+        "ExecStart=/usr/bin/mooseherd firstboot --boot /boot/firmware",
+    ] {
+        assert!(FIRSTBOOT.contains(want), "firstboot unit lacks {want}");
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bin = env!("CARGO_BIN_EXE_mooseherd");
+    let path = dir.path().join("mooseherd-firstboot.service");
+    std::fs::write(&path, FIRSTBOOT.replace("/usr/bin/mooseherd", bin)).expect("write unit");
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&path)
+        .env("SYSTEMD_LOG_LEVEL", "warning")
+        .output()
+        .expect("run systemd-analyze (scripts/setup.sh installs systemd)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let ours: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("mooseherd-firstboot"))
+        .collect();
+    assert!(
+        out.status.success() && ours.is_empty(),
+        "systemd-analyze verify failed:\n{stderr}"
+    );
+}

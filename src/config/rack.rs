@@ -54,6 +54,9 @@ pub const NODE_KEYS: &[&str] = &[
     "meta_dir",
     "chunk_dirs",
     "mount_path",
+    "disk",
+    "disk_mount",
+    "format",
 ];
 pub const DRBD_KEYS: &[&str] = &["resource", "device", "port", "version"];
 pub const PROVISIONER_KEYS: &[&str] = &["enabled", "name", "kubeconfig", "root"];
@@ -149,6 +152,9 @@ struct RawNode {
     #[serde(default)]
     chunk_dirs: Vec<PathBuf>,
     mount_path: Option<Spanned<PathBuf>>,
+    disk: Option<Spanned<PathBuf>>,
+    disk_mount: Option<Spanned<PathBuf>>,
+    format: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -202,6 +208,8 @@ fn default_priority() -> Spanned<u32> {
 fn default_meta_dir() -> PathBuf {
     "/var/lib/mfs".into()
 }
+/// Where first boot mounts a node's data disk unless `disk_mount` says otherwise.
+pub const DEFAULT_DISK_MOUNT: &str = "/mnt/usb";
 fn default_drbd_resource() -> String {
     "mfsmeta".into()
 }
@@ -340,6 +348,12 @@ pub struct Node {
     pub chunk_dirs: Vec<PathBuf>,
     /// Where this worker mounts MooseFS (the cluster's `mount_path` unless overridden).
     pub mount_path: PathBuf,
+    /// The data disk (e.g. `/dev/sda`) first boot prepares and mounts at `disk_mount`.
+    pub disk: Option<PathBuf>,
+    /// Where the data disk is mounted (`/mnt/usb` by default).
+    pub disk_mount: PathBuf,
+    /// Explicit consent to create a filesystem on `disk` if it does not already carry mooseherd's.
+    pub format: bool,
 }
 
 impl Node {
@@ -811,6 +825,52 @@ fn validate(raw: RawRack, path: &Path, host: HostChecks, d: &mut Diagnostics<'_>
                 format!("mount_path of `{name}` must be an absolute path"),
             );
         }
+        let disk_mount = n
+            .disk_mount
+            .clone()
+            .map_or_else(|| PathBuf::from(DEFAULT_DISK_MOUNT), Spanned::into_inner);
+        if let Some(m) = &n.disk_mount
+            && !m.get_ref().is_absolute()
+        {
+            d.error(
+                m.span(),
+                format!("disk_mount of `{name}` must be an absolute path, e.g. \"/mnt/usb\""),
+            );
+        }
+        if let Some(disk) = &n.disk
+            && !disk.get_ref().starts_with("/dev/")
+        {
+            d.error(
+                disk.span(),
+                format!(
+                    "disk `{}` of `{name}` must be a block device under /dev, e.g. \"/dev/sda\" (or a stable /dev/disk/by-id/... path)",
+                    disk.get_ref().display()
+                ),
+            );
+        }
+        if let Some(f) = &n.format
+            && *f.get_ref()
+            && n.disk.is_none()
+        {
+            d.error(
+                f.span(),
+                format!("format = true on `{name}` but it has no `disk`: name the data disk to format, e.g. disk = \"/dev/sda\""),
+            );
+        }
+        if n.disk.is_some() {
+            for dir in &n.chunk_dirs {
+                if dir.is_absolute() && !dir.starts_with(&disk_mount) {
+                    d.warning(
+                        nspan.clone(),
+                        format!(
+                            "chunk dir `{}` of `{name}` is not under disk_mount {}: chunks would go to the SD card",
+                            dir.display(),
+                            disk_mount.display()
+                        ),
+                    );
+                }
+            }
+        }
         if roles.contains(&Role::Chunkserver) {
             if n.chunk_dirs.is_empty() {
                 d.error(nspan.clone(), format!("chunkserver `{name}` needs `chunk_dirs` (directories on its data disk, e.g. [\"/mnt/usb/mfschunks\"])"));
@@ -847,6 +907,9 @@ fn validate(raw: RawRack, path: &Path, host: HostChecks, d: &mut Diagnostics<'_>
                 mount_path: n
                     .mount_path
                     .map_or_else(|| c.mount_path.clone(), Spanned::into_inner),
+                disk: n.disk.map(Spanned::into_inner),
+                disk_mount,
+                format: n.format.is_some_and(|f| *f.get_ref()),
             },
         ));
     }

@@ -574,6 +574,25 @@ pub fn fence_peer_decision(view: LeaseView) -> FencePeerAnswer {
     }
 }
 
+/// What the local agent's status says about the lease: held when this node leads with time left
+/// on its lease. A node that is fencing, or whose lease ran out, does not hold it.
+pub fn lease_view(status: &crate::core::agent::AgentStatus) -> LeaseView {
+    use crate::core::agent::NodeRole;
+    let leads = status.role == NodeRole::Leader
+        && status.leader == Some(status.node)
+        && status.lease_left_ms.is_some_and(|ms| ms > 0);
+    if leads {
+        LeaseView::Held {
+            epoch: status.epoch,
+        }
+    } else {
+        LeaseView::NotHeld {
+            epoch: status.epoch,
+            holder: status.leader.filter(|l| *l != status.node),
+        }
+    }
+}
+
 /// The `after-resync-target` (8.4) / `unfence-peer` (9) handler's exit code: mooseherd sets no
 /// fencing constraints outside DRBD, so there is nothing to remove.
 pub const UNFENCE_PEER_EXIT: i32 = 0;
@@ -1078,5 +1097,40 @@ resource mfsmeta {
         );
         // A refusal must be a code DRBD treats as "helper broken": outside 3..=7.
         assert!(!(3..=7).contains(&FENCE_PEER_REFUSED));
+    }
+
+    #[test]
+    fn lease_view_holds_only_for_a_leader_with_time_left() {
+        use crate::core::agent::{AgentStatus, NodeRole};
+        use crate::core::plan::Observed;
+        let status = |role, leader: Option<u16>, left: Option<u64>| AgentStatus {
+            node: NodeId(0),
+            role,
+            leader: leader.map(NodeId),
+            epoch: 7,
+            lease_left_ms: left,
+            eligible: true,
+            eligibility: String::new(),
+            local_health_score: 100,
+            host: Observed::IDLE,
+            pending_action: None,
+            members: Vec::new(),
+        };
+        assert_eq!(
+            lease_view(&status(NodeRole::Leader, Some(0), Some(900))),
+            LeaseView::Held { epoch: 7 }
+        );
+        for (role, leader, left, holder) in [
+            (NodeRole::Leader, Some(0), Some(0), None),
+            (NodeRole::Fencing, Some(0), Some(500), None),
+            (NodeRole::Standby, Some(1), Some(500), Some(NodeId(1))),
+            (NodeRole::Standby, None, None, None),
+        ] {
+            assert_eq!(
+                lease_view(&status(role, leader, left)),
+                LeaseView::NotHeld { epoch: 7, holder },
+                "{role:?} {leader:?} {left:?}"
+            );
+        }
     }
 }

@@ -1,0 +1,48 @@
+# Shared helpers of the image scripts (sourced). Loop-free: partitions are found with sfdisk and
+# read/written with mtools (FAT) and debugfs (ext4) at byte offsets into the image file.
+
+die() { echo "${0##*/}: $*" >&2; exit 1; }
+
+# part_field IMG N FIELD -> start|size|type of partition N (sectors; type as sfdisk prints it).
+part_field() {
+    sfdisk -d "$1" 2>/dev/null | awk -v n="$2" -v f="$3" '
+        $2 == ":" { i++; if (i != n) next
+            line = $0; sub(/^[^:]*: */, "", line); k = split(line, kv, /, */)
+            for (j = 1; j <= k; j++) { split(kv[j], p, "="); gsub(/ /, "", p[1]); gsub(/ /, "", p[2])
+                if (p[1] == f && f != "bootable") print p[2]; if (f == "bootable" && kv[j] ~ /bootable/) print "yes" } }'
+}
+
+# The first FAT and the first Linux partition of an image (Raspberry Pi OS: 1 and 2).
+find_parts() {
+    IMG=$1; BOOT_PART=""; ROOT_PART=""
+    n=1
+    while [ $n -le 4 ]; do
+        t=$(part_field "$IMG" $n type)
+        case "$t" in
+            b|c|e|ef) [ -n "$BOOT_PART" ] || BOOT_PART=$n ;;
+            83) [ -n "$ROOT_PART" ] || ROOT_PART=$n ;;
+        esac
+        n=$((n + 1))
+    done
+    [ -n "$BOOT_PART" ] || die "$IMG has no FAT partition (sfdisk -l $IMG)"
+    [ -n "$ROOT_PART" ] || die "$IMG has no Linux partition (sfdisk -l $IMG)"
+    BOOT_OFF=$(( $(part_field "$IMG" "$BOOT_PART" start) * 512 ))
+    ROOT_OFF=$(( $(part_field "$IMG" "$ROOT_PART" start) * 512 ))
+    MTOOLS_SKIP_CHECK=1; export MTOOLS_SKIP_CHECK
+    FAT="$IMG@@$BOOT_OFF"
+    EXT="$IMG?offset=$ROOT_OFF"
+}
+
+# is_aarch64 FILE: an ELF for aarch64 (e_machine 0xb7 at byte 18).
+is_aarch64() {
+    [ "$(head -c 4 "$1" | od -An -c | tr -d ' \n')" = "177ELF" ] &&
+    [ "$(od -An -tx1 -j 18 -N 2 "$1" | tr -d ' \n')" = "b700" ]
+}
+
+# ext_stat IMG_SPEC PATH -> prints "type mode uid" of PATH in the ext4 filesystem, or nothing.
+ext_stat() {
+    debugfs -R "stat $2" "$1" 2>/dev/null | awk '
+        /^Inode:/ { for (i = 1; i <= NF; i++) { if ($i == "Type:") t = $(i+1); if ($i == "Mode:") m = $(i+1) } }
+        /^User:/ { u = $2 }
+        END { if (t != "") print t, m, u }'
+}

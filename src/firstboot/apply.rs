@@ -1,0 +1,557 @@
+//! Carries out first boot on a root directory: `/` on the Pi, or a directory in tests and for
+//! preparing an unpacked image. Steps that act on the running machine (hostname syscall, probing
+//! and mounting the data disk, starting the agent) run only when the root is `/` and are reported
+//! as skipped otherwise. Each file is written only when its contents or mode differ (write to a
+//! temporary file, then rename), so a second run reports no change.
+
+use std::io::ErrorKind;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use super::{
+    BootFiles, DISK_LABEL, DiskAction, DiskProbe, LocalFacts, disk_decision, find_node, fstab_line,
+    fstab_with, hosts_with, network_file, parse_blkid, password_hash, shadow_with,
+};
+use crate::config::{HostChecks, Rack};
+
+/// Where the agent's unit is installed by the image and by `image/customise`.
+pub const UNIT: &str = "etc/systemd/system/mooseherd.service";
+/// Its enable link.
+pub const UNIT_LINK: &str = "etc/systemd/system/multi-user.target.wants/mooseherd.service";
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The root file system to set up (`/` on the Pi).
+    pub root: PathBuf,
+    /// The mounted boot partition (`/boot/firmware`).
+    pub boot: PathBuf,
+    /// How long to wait for a network interface to appear (udev loads its driver).
+    pub wait_for_interfaces: Duration,
+    /// Use these facts instead of reading the machine's interfaces (tests, `--root` preparation).
+    pub facts: Option<LocalFacts>,
+}
+
+impl Options {
+    fn live(&self) -> bool {
+        self.root == Path::new("/")
+    }
+    fn path(&self, abs: &Path) -> PathBuf {
+        self.root
+            .join(abs.strip_prefix("/").unwrap_or(abs.as_ref()))
+    }
+}
+
+/// What a run did: changes made, notes (skipped or nothing to do), and errors (the run went on
+/// with the other steps; the exit status is non-zero when there are any). `mooseherd firstboot`
+/// prints it; the steps are also logged at debug level.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub node: Option<String>,
+    pub changed: Vec<String>,
+    pub notes: Vec<String>,
+    pub errors: Vec<String>,
+}
+
+impl Report {
+    fn change(&mut self, s: impl Into<String>) {
+        let s = s.into();
+        tracing::debug!(step = %s, "first boot: changed");
+        self.changed.push(s);
+    }
+    fn note(&mut self, s: impl Into<String>) {
+        let s = s.into();
+        tracing::debug!(step = %s, "first boot");
+        self.notes.push(s);
+    }
+    fn error(&mut self, s: impl Into<String>) {
+        let s = s.into();
+        tracing::debug!(problem = %s, "first boot: error");
+        self.errors.push(s);
+    }
+}
+
+/// Writes `contents` with `mode` unless the file already has both; returns whether it changed.
+pub fn put(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<bool> {
+    let same_contents = std::fs::read(path).is_ok_and(|old| old == contents);
+    let same_mode = std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o7777 == mode);
+    if same_contents && same_mode {
+        return Ok(false);
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    if same_contents {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+        return Ok(true);
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.mooseherd-tmp"));
+    std::fs::write(&tmp, contents)?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))?;
+    std::fs::rename(&tmp, path)?;
+    Ok(true)
+}
+
+fn read_opt(path: &Path) -> std::io::Result<Option<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Runs a command; its stderr goes into the error.
+fn run(cmd: &mut Command) -> Result<String, String> {
+    let shown = format!("{cmd:?}");
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot run {shown}: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "{shown} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// The machine's interfaces and addresses, waiting (bounded) for a non-loopback interface.
+pub fn local_facts(root: &Path, wait: Duration) -> LocalFacts {
+    let hostname = std::fs::read_to_string(root.join("etc/hostname")).unwrap_or_default();
+    let deadline = Instant::now() + wait;
+    loop {
+        let mut macs = Vec::new();
+        if let Ok(dir) = std::fs::read_dir("/sys/class/net") {
+            for e in dir.flatten() {
+                let iface = e.file_name().to_string_lossy().into_owned();
+                let Ok(mac) = std::fs::read_to_string(e.path().join("address")) else {
+                    continue;
+                };
+                let mac = mac.trim().to_ascii_lowercase();
+                if iface != "lo" && mac.len() == 17 && mac != "00:00:00:00:00:00" {
+                    macs.push((iface, mac));
+                }
+            }
+        }
+        macs.sort();
+        let mut addrs = Vec::new();
+        if let Ok(ifs) = nix::ifaddrs::getifaddrs() {
+            for i in ifs {
+                if let Some(a) = i.address.as_ref().and_then(|a| a.as_sockaddr_in()) {
+                    addrs.push(a.ip());
+                }
+            }
+        }
+        if !macs.is_empty() || Instant::now() >= deadline {
+            return LocalFacts {
+                macs,
+                addrs,
+                hostname: hostname.trim().to_string(),
+            };
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Runs every first-boot step; see the module documentation of [`super`].
+pub fn run_all(opts: &Options) -> Report {
+    let mut r = Report::default();
+    let boot = BootFiles {
+        dir: opts.boot.clone(),
+    };
+    ssh_host_keys(opts, &mut r);
+    login(opts, &boot, &mut r);
+    let Some(rack) = install_rack(opts, &boot, &mut r) else {
+        return r;
+    };
+    let facts = opts
+        .facts
+        .clone()
+        .unwrap_or_else(|| local_facts(&opts.root, opts.wait_for_interfaces));
+    let node = match find_node(&rack, &facts) {
+        Ok((node, how)) => {
+            r.note(format!("this is node `{}` (found by {how})", node.name));
+            r.node = Some(node.name.clone());
+            node.clone()
+        }
+        Err(e) => {
+            r.error(e.to_string());
+            return r;
+        }
+    };
+    hostname(opts, &node.name, &mut r);
+    let net = network_file(&rack, &node);
+    step(
+        &mut r,
+        "network address",
+        put(
+            &opts.path(Path::new("/etc/systemd/network/10-mooseherd.network")),
+            net.as_bytes(),
+            0o644,
+        ),
+    );
+    let disk_ready = data_disk(opts, &node, &mut r);
+    if disk_ready {
+        chunk_dirs(opts, &node, &mut r);
+    }
+    enable_agent(opts, &mut r);
+    r
+}
+
+fn step(r: &mut Report, what: &str, res: std::io::Result<bool>) {
+    match res {
+        Ok(true) => r.change(what),
+        Ok(false) => {}
+        Err(e) => r.error(format!("{what}: {e}")),
+    }
+}
+
+fn ssh_host_keys(opts: &Options, r: &mut Report) {
+    let dir = opts.path(Path::new("/etc/ssh"));
+    let has_keys = std::fs::read_dir(&dir).is_ok_and(|d| {
+        d.flatten().any(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.starts_with("ssh_host_") && n.ends_with("_key")
+        })
+    });
+    if has_keys || !dir.exists() {
+        return;
+    }
+    // `-f PREFIX` makes -A write under another root (the keys then say root@THIS-host in their
+    // comment, which is harmless).
+    let prefix = opts.root.display().to_string();
+    match run(Command::new("ssh-keygen").args(["-A", "-f", &prefix])) {
+        Ok(_) => r.change("ssh host keys created"),
+        Err(e) => r.error(format!("ssh host keys: {e}")),
+    }
+}
+
+fn login(opts: &Options, boot: &BootFiles, r: &mut Report) {
+    let mut way = false;
+    match std::fs::read(boot.authorized_keys()) {
+        Ok(keys) => {
+            way = true;
+            let dir = opts.path(Path::new("/root/.ssh"));
+            if let Err(e) = std::fs::create_dir_all(&dir).and_then(|_| {
+                std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+            }) {
+                r.error(format!("{}: {e}", dir.display()));
+            }
+            step(
+                r,
+                "root's ssh authorized_keys",
+                put(&dir.join("authorized_keys"), &keys, 0o600),
+            );
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => r.error(format!("{}: {e}", boot.authorized_keys().display())),
+    }
+    match read_opt(&boot.password_hash()) {
+        Ok(Some(text)) => match password_hash(&boot.password_hash(), &text) {
+            Ok(hash) => {
+                way = true;
+                let shadow = opts.path(Path::new("/etc/shadow"));
+                match read_opt(&shadow) {
+                    Ok(Some(old)) => match shadow_with(&old, "root", &hash) {
+                        Some(new) => step(r, "root password", put(&shadow, new.as_bytes(), 0o640)),
+                        None => r.error(format!("{}: no line for root", shadow.display())),
+                    },
+                    Ok(None) => r.error(format!("{} does not exist", shadow.display())),
+                    Err(e) => r.error(format!("{}: {e}", shadow.display())),
+                }
+            }
+            Err(e) => r.error(e.to_string()),
+        },
+        Ok(None) => {}
+        Err(e) => r.error(format!("{}: {e}", boot.password_hash().display())),
+    }
+    let installed = opts.path(Path::new("/root/.ssh/authorized_keys")).exists();
+    if !way && !installed {
+        r.note(format!(
+            "no way to log in yet: put an ssh public key in {} or a crypt hash (`openssl passwd -6`) in {}",
+            boot.authorized_keys().display(),
+            boot.password_hash().display()
+        ));
+    }
+}
+
+/// Validates the boot partition's rack file and installs it (with the keyring) in /etc.
+fn install_rack(opts: &Options, boot: &BootFiles, r: &mut Report) -> Option<Rack> {
+    let installed = opts.path(Path::new("/etc/mooseherd/rack.toml"));
+    let src = match read_opt(&boot.rack()) {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            r.note(format!(
+                "{} does not exist; using the installed {}",
+                boot.rack().display(),
+                installed.display()
+            ));
+            match read_opt(&installed) {
+                Ok(Some(s)) => s,
+                Ok(None) => {
+                    r.error(format!(
+                        "no rack file: write one to {} (see examples/rack.toml)",
+                        boot.rack().display()
+                    ));
+                    return None;
+                }
+                Err(e) => {
+                    r.error(format!("{}: {e}", installed.display()));
+                    return None;
+                }
+            }
+        }
+        Err(e) => {
+            r.error(format!("{}: {e}", boot.rack().display()));
+            return None;
+        }
+    };
+    let rack = match Rack::parse(&src, &boot.rack(), HostChecks::NONE) {
+        Ok((rack, warnings)) => {
+            for w in warnings {
+                r.note(w.to_string());
+            }
+            rack
+        }
+        Err(e) => {
+            r.error(format!(
+                "{}\nthe rack file is not valid; the installed copy was left as it was",
+                e
+            ));
+            return None;
+        }
+    };
+    step(
+        r,
+        "rack file installed",
+        put(&installed, src.as_bytes(), 0o644),
+    );
+    let keyring = opts.path(&rack.cluster.keyring);
+    match std::fs::read(boot.keyring()) {
+        Ok(k) => step(r, "gossip keyring installed", put(&keyring, &k, 0o600)),
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            if !keyring.exists() {
+                r.error(format!(
+                    "no gossip keyring: the agent cannot start. Create one once with `mooseherd keygen keyring` and copy the same file to {} on every Pi",
+                    boot.keyring().display()
+                ));
+            }
+        }
+        Err(e) => r.error(format!("{}: {e}", boot.keyring().display())),
+    }
+    Some(rack)
+}
+
+fn hostname(opts: &Options, name: &str, r: &mut Report) {
+    step(
+        r,
+        "hostname",
+        put(
+            &opts.path(Path::new("/etc/hostname")),
+            format!("{name}\n").as_bytes(),
+            0o644,
+        ),
+    );
+    let hosts = opts.path(Path::new("/etc/hosts"));
+    match read_opt(&hosts) {
+        Ok(old) => {
+            let new = hosts_with(old.as_deref().unwrap_or("127.0.0.1\tlocalhost\n"), name);
+            step(r, "/etc/hosts", put(&hosts, new.as_bytes(), 0o644));
+        }
+        Err(e) => r.error(format!("{}: {e}", hosts.display())),
+    }
+    if opts.live() {
+        let now = nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if now != name {
+            match nix::unistd::sethostname(name) {
+                Ok(()) => r.change(format!("running hostname {now} -> {name}")),
+                Err(e) => r.error(format!("sethostname {name}: {e}")),
+            }
+        }
+    }
+}
+
+/// Returns whether the chunk directories can be created (no data disk, or it is mounted).
+fn data_disk(opts: &Options, node: &crate::config::Node, r: &mut Report) -> bool {
+    let Some(disk) = &node.disk else {
+        return true;
+    };
+    if !opts.live() {
+        r.note(format!(
+            "data disk {}: skipped (not the live root)",
+            disk.display()
+        ));
+        return false;
+    }
+    let probe = |disk: &Path| -> Result<DiskProbe, String> {
+        if !disk.exists() {
+            return Ok(DiskProbe::Missing);
+        }
+        let out = Command::new("blkid")
+            .args(["-p", "-o", "export"])
+            .arg(disk)
+            .output()
+            .map_err(|e| format!("cannot run blkid: {e}"))?;
+        // blkid exits 2 when it finds nothing: a blank disk.
+        match out.status.code() {
+            Some(0) => Ok(parse_blkid(&String::from_utf8_lossy(&out.stdout))),
+            Some(2) => Ok(DiskProbe::Blank),
+            _ => Err(format!(
+                "blkid -p {} failed: {}",
+                disk.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )),
+        }
+    };
+    let mut action = match probe(disk) {
+        Ok(p) => disk_decision(node, &p),
+        Err(e) => {
+            r.error(e);
+            return false;
+        }
+    };
+    if let DiskAction::Format { reason } = &action {
+        r.change(format!("formatting data disk {}: {reason}", disk.display()));
+        let res = run(Command::new("wipefs").arg("-a").arg(disk)).and_then(|_| {
+            run(Command::new("mkfs.ext4")
+                .args(["-q", "-F", "-L", DISK_LABEL])
+                .arg(disk))
+        });
+        if let Err(e) = res {
+            r.error(e);
+            return false;
+        }
+        action = match probe(disk) {
+            Ok(p) => disk_decision(node, &p),
+            Err(e) => {
+                r.error(e);
+                return false;
+            }
+        };
+    }
+    match action {
+        DiskAction::Nothing => true,
+        DiskAction::Refuse { reason } => {
+            r.error(format!("data disk not used: {reason}"));
+            false
+        }
+        DiskAction::Format { reason } => {
+            r.error(format!(
+                "data disk still needs formatting after mkfs: {reason}"
+            ));
+            false
+        }
+        DiskAction::Mount { fstype, uuid } => {
+            let fstab = opts.path(Path::new("/etc/fstab"));
+            let old = read_opt(&fstab).ok().flatten().unwrap_or_default();
+            let new = fstab_with(&old, &fstab_line(&uuid, &fstype, &node.disk_mount));
+            step(
+                r,
+                "/etc/fstab data disk",
+                put(&fstab, new.as_bytes(), 0o644),
+            );
+            if let Err(e) = std::fs::create_dir_all(&node.disk_mount) {
+                r.error(format!("{}: {e}", node.disk_mount.display()));
+                return false;
+            }
+            let mounted = std::fs::read_to_string("/proc/self/mountinfo").is_ok_and(|m| {
+                let want = node.disk_mount.display().to_string();
+                m.lines()
+                    .any(|l| l.split_whitespace().nth(4) == Some(want.as_str()))
+            });
+            if mounted {
+                return true;
+            }
+            match run(Command::new("mount").arg(&node.disk_mount)) {
+                Ok(_) => {
+                    r.change(format!(
+                        "mounted data disk at {}",
+                        node.disk_mount.display()
+                    ));
+                    true
+                }
+                Err(e) => {
+                    r.error(e);
+                    false
+                }
+            }
+        }
+    }
+}
+
+/// uid and gid of a user in ROOT/etc/passwd.
+fn passwd_ids(root: &Path, user: &str) -> Option<(u32, u32)> {
+    let text = std::fs::read_to_string(root.join("etc/passwd")).ok()?;
+    text.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.first() == Some(&user) && f.len() > 3)
+            .then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))
+            .flatten()
+    })
+}
+
+fn chunk_dirs(opts: &Options, node: &crate::config::Node, r: &mut Report) {
+    let owner = passwd_ids(&opts.root, "mfs");
+    for dir in &node.chunk_dirs {
+        let path = opts.path(dir);
+        if !path.exists() {
+            match std::fs::create_dir_all(&path) {
+                Ok(()) => r.change(format!("chunk dir {}", dir.display())),
+                Err(e) => {
+                    r.error(format!("chunk dir {}: {e}", dir.display()));
+                    continue;
+                }
+            }
+        }
+        if let Some((uid, gid)) = owner
+            && let Err(e) = std::os::unix::fs::chown(&path, Some(uid), Some(gid))
+        {
+            r.error(format!("chown mfs {}: {e}", dir.display()));
+        }
+    }
+}
+
+fn enable_agent(opts: &Options, r: &mut Report) {
+    let link = opts.path(Path::new("/").join(UNIT_LINK).as_path());
+    if !opts.path(&Path::new("/").join(UNIT)).exists() {
+        r.error(format!(
+            "/{UNIT} is missing: this image has no mooseherd unit"
+        ));
+        return;
+    }
+    if std::fs::symlink_metadata(&link).is_ok() {
+        return;
+    }
+    let res = link
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|_| std::os::unix::fs::symlink(Path::new("/").join(UNIT), &link));
+    match res {
+        Ok(()) => {
+            r.change("mooseherd.service enabled");
+            if opts.live() {
+                // Enabled during boot: systemd learns of the link on reload; start it now.
+                let started = run(Command::new("systemctl").arg("daemon-reload")).and_then(|_| {
+                    run(Command::new("systemctl").args([
+                        "start",
+                        "--no-block",
+                        "mooseherd.service",
+                    ]))
+                });
+                if let Err(e) = started {
+                    r.error(e);
+                }
+            }
+        }
+        Err(e) => r.error(format!("enable mooseherd.service: {e}")),
+    }
+}
