@@ -81,6 +81,9 @@ enum Command {
     /// Benchmarks that print a table and write JSON.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// The status LEDs: `leds render` draws every pattern as an SVG strip (docs/leds.svg).
+    #[command(subcommand)]
+    Leds(LedsCommand),
     /// Print the version, git commit and target.
     Version,
     /// Prove the lease in simulation: many seeded schedules of crashes, pauses, partitions, loss,
@@ -138,6 +141,17 @@ enum LabCommand {
         keep: bool,
         #[arg(long, default_value = mooseherd::lab::DEFAULT_DIR)]
         dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum LedsCommand {
+    /// Draw the LED patterns (lamp test, node number, every rack state) as one SVG picture:
+    /// three rows per state (green, amber, red), four seconds left to right.
+    Render {
+        /// Write the SVG here instead of to standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -399,6 +413,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             control_call(&cli.config, &args.socket, &req)
         }
         Command::Keygen(args) => keygen(&args),
+        Command::Leds(LedsCommand::Render { out }) => {
+            let svg = mooseherd::core::leds::render_svg();
+            match out {
+                Some(p) => {
+                    std::fs::write(&p, svg).with_context(|| format!("writing {}", p.display()))?
+                }
+                None => print!("{svg}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Version => {
             println!("mooseherd {}", version_line());
             Ok(ExitCode::SUCCESS)
