@@ -8,6 +8,7 @@
 //! - on SIGTERM a leader steps down and fences before the process exits (bounded by the lease).
 
 pub mod control;
+pub mod panel;
 pub mod state;
 
 use std::collections::BTreeMap;
@@ -43,6 +44,8 @@ pub struct AgentOptions {
     pub state_dir: Option<PathBuf>,
     /// Host driver: `linux` or `dry-run`.
     pub host: String,
+    /// Status LEDs and button backend (`auto`, `none`, `gpiocdev`, `rppal`, `sysfs`, `sim:DIR`).
+    pub gpio: crate::host::gpio::GpioSpec,
 }
 
 /// The monotonic clock the core sees: microseconds since the agent started.
@@ -166,6 +169,13 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
         now,
     );
     let mut maintenance = false;
+    // Status LEDs and button (#9): a missing chip or busy pin leaves the agent running without.
+    let board = crate::config::Catalog::load(Some(&rack.cluster.boards_dir))
+        .ok()
+        .and_then(|c| c.get(&node.board).cloned());
+    let voters: Vec<NodeId> = rack.voters().map(|n| n.id).collect();
+    let mut panel = panel::PanelDriver::open(&opts.gpio, board.as_ref(), me, voters, now);
+    let mut action_failures = 0u32;
     let replica = ReplicaState::UpToDate;
     agent.set_health(now, crate::host::sys::read_health(maintenance), replica, 0);
     info!(
@@ -189,6 +199,9 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
     loop {
         // Drive: persist, send, act, report.
         let now = clock.now();
+        if let Some(g) = panel.poll_button(now) {
+            panel::act(g, &mut agent, now, &mut maintenance, &name_of);
+        }
         state
             .store(agent.durable())
             .context("writing lease state: refusing to send anything that depends on it")?;
@@ -227,6 +240,11 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
             }
             log_event(&ev, &name_of);
         }
+        panel.update(
+            now,
+            &agent.status(now),
+            action_failures >= HOST_TROUBLE_FAILURES,
+        );
         let status_line = systemd_status(&agent, now, &name_of);
         if status_line != last_status {
             let _ = sd_notify::notify(&[sd_notify::NotifyState::Status(&status_line)]);
@@ -252,6 +270,7 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
             .poll_timeout()
             .map(|t| clock.deadline(t))
             .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(1));
+        let panel_wake = panel.next_wake(now).map(|t| clock.deadline(t));
 
         tokio::select! {
             r = sock.recv_from(&mut buf) => {
@@ -269,6 +288,7 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
                 }
             }
             _ = tokio::time::sleep_until(deadline) => agent.handle_timeout(clock.now()),
+            _ = tokio::time::sleep_until(panel_wake.unwrap_or(deadline)), if panel_wake.is_some() => {}
             Some(p) = ctl_rx.recv() => {
                 let now = clock.now();
                 let response = if p.request.mutates() && p.uid != 0 && p.uid != nix::unistd::geteuid().as_raw() {
@@ -286,6 +306,7 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
                                 agent: agent.status(now),
                                 wire: *endpoint.stats(),
                                 version: env!("CARGO_PKG_VERSION").to_string(),
+                                leds: panel.report(),
                             }),
                         },
                         Request::Switchover { to } => {
@@ -324,10 +345,12 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
                 match reply {
                     HostReply::Done(Ok(obs)) => {
                         host_busy = false;
+                        action_failures = 0;
                         agent.observe(now, obs);
                     }
                     HostReply::Done(Err((obs, e))) => {
                         host_busy = false;
+                        action_failures = action_failures.saturating_add(1);
                         agent.action_failed(now, obs, e);
                     }
                     HostReply::Observed(obs) => agent.refresh(now, obs),
@@ -346,6 +369,9 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
         }
     }
 }
+
+/// Host actions failing this many times in a row make the red LED ask for a person.
+const HOST_TROUBLE_FAILURES: u32 = 5;
 
 /// The host driver for `--host`.
 fn make_host(

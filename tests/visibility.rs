@@ -1,0 +1,312 @@
+//! Rack visibility on real agents (loopback, `--host dry-run`): the status LEDs and the button
+//! through the `sim` GPIO backend. Each test has its own 127.T.0.0/16 addresses and port; every
+//! process is killed when the test ends, pass or fail.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mooseherd::host::gpio::sim::{self, TimelineEntry};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_mooseherd");
+
+struct Rack {
+    dir: tempfile::TempDir,
+    procs: BTreeMap<String, Child>,
+}
+
+/// Emulated (qemu-user) agents are slower: give them more time.
+fn slack() -> u32 {
+    if cfg!(target_arch = "x86_64") { 1 } else { 3 }
+}
+
+impl Rack {
+    /// `nodes`: (name, roles, voter, priority, extra node lines).
+    fn new(tag: u8, cluster_extra: &str, nodes: &[(&str, &str, bool, u8, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = 21000 + u16::from(tag) * 7;
+        let ring = dir.path().join("keyring");
+        let out = Command::new(BIN)
+            .arg("keygen")
+            .arg(&ring)
+            .output()
+            .expect("keygen");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut rack = format!(
+            "[cluster]\nname = \"t{tag}\"\nvip = \"127.{tag}.0.250/16\"\nreplication = \"shared-dir\"\nshared_dir = \"{}\"\nkeyring = \"{}\"\ngossip_port = {port}\n{cluster_extra}",
+            dir.path().join("shared").display(),
+            ring.display()
+        );
+        for (i, (name, roles, voter, prio, extra)) in nodes.iter().enumerate() {
+            rack.push_str(&format!(
+                "\n[[node]]\nname = \"{name}\"\naddr = \"127.{tag}.0.{}\"\nroles = [{roles}]\nboard = \"pi4b\"\nvoter = {voter}\npriority = {prio}\n{extra}",
+                i + 1
+            ));
+        }
+        std::fs::write(dir.path().join("rack.toml"), rack).expect("write rack");
+        Rack {
+            dir,
+            procs: BTreeMap::new(),
+        }
+    }
+
+    fn rack(&self) -> PathBuf {
+        self.dir.path().join("rack.toml")
+    }
+
+    fn socket(&self, name: &str) -> PathBuf {
+        self.dir.path().join(format!("{name}.sock"))
+    }
+
+    fn gpio(&self, name: &str) -> PathBuf {
+        self.dir.path().join(format!("gpio-{name}"))
+    }
+
+    fn start_with(&mut self, name: &str, env: &[(&str, &str)]) {
+        let log = std::fs::File::create(self.dir.path().join(format!("{name}.log"))).expect("log");
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--config")
+            .arg(self.rack())
+            .args(["agent", "--host", "dry-run", "--node", name, "--socket"])
+            .arg(self.socket(name))
+            .arg("--state-dir")
+            .arg(self.dir.path().join(format!("state-{name}")))
+            .arg("--gpio")
+            .arg(format!("sim:{}", self.gpio(name).display()))
+            .env("MOOSEHERD_LOG", "debug")
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .stdout(Stdio::null())
+            .stderr(log);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn agent");
+        self.procs.insert(name.to_string(), child);
+    }
+
+    fn start(&mut self, name: &str) {
+        self.start_with(name, &[]);
+    }
+
+    fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap_or_default()
+    }
+
+    fn status(&self, name: &str) -> Option<Value> {
+        let out = Command::new(BIN)
+            .arg("--config")
+            .arg(self.rack())
+            .args(["status", "--json", "--socket"])
+            .arg(self.socket(name))
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    fn indication(&self, name: &str) -> Option<String> {
+        self.status(name)?["leds"]["indication"]
+            .as_str()
+            .map(String::from)
+    }
+
+    fn leader(&self) -> Option<(String, u64)> {
+        self.procs.keys().find_map(|n| {
+            let s = self.status(n)?;
+            (s["agent"]["role"] == "leader")
+                .then(|| (n.clone(), s["agent"]["epoch"].as_u64().unwrap_or(0)))
+        })
+    }
+
+    fn wait(&self, what: &str, timeout: Duration, f: impl Fn(&Self) -> bool) -> Duration {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if f(self) {
+                return start.elapsed();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let logs: Vec<String> = self
+            .procs
+            .keys()
+            .map(|n| format!("--- {n}\n{}", tail(&self.log(n), 30)))
+            .collect();
+        panic!(
+            "timed out after {timeout:?} waiting for {what}\n{}",
+            logs.join("\n")
+        );
+    }
+
+    /// Holds `name`'s simulated button for `hold`.
+    fn press(&self, name: &str, hold: Duration) {
+        sim::press(&self.gpio(name), true).expect("press");
+        std::thread::sleep(hold);
+        sim::press(&self.gpio(name), false).expect("release");
+    }
+}
+
+impl Drop for Rack {
+    fn drop(&mut self) {
+        for (_, mut c) in std::mem::take(&mut self.procs) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+fn frames(dir: &Path) -> Vec<(bool, bool, bool)> {
+    sim::read_timeline(dir)
+        .iter()
+        .map(|e: &TimelineEntry| (e.green, e.amber, e.red))
+        .collect()
+}
+
+fn three_nodes(tag: u8) -> Rack {
+    Rack::new(
+        tag,
+        "",
+        &[
+            ("n1", "\"master\"", true, 200, ""),
+            ("n2", "\"master\"", true, 150, ""),
+            ("n3", "\"worker\"", true, 100, ""),
+        ],
+    )
+}
+
+#[test]
+fn leds_show_lamp_test_and_roles_and_the_button_switches_over() {
+    let mut r = three_nodes(91);
+    for n in ["n1", "n2", "n3"] {
+        r.start(n);
+    }
+    let s = slack();
+    r.wait("a leader", Duration::from_secs(20) * s, |r| {
+        r.leader().is_some()
+    });
+    let (leader, epoch) = r.leader().expect("leader");
+    let other = if leader == "n1" { "n2" } else { "n1" };
+
+    r.wait(
+        "leader and follower LEDs",
+        Duration::from_secs(10) * s,
+        |r| {
+            r.indication(&leader).as_deref() == Some("leader")
+                && r.indication(other).as_deref() == Some("healthy-follower")
+                && r.indication("n3").as_deref() == Some("healthy-follower")
+        },
+    );
+    // The lamp test ran first: green, amber, red, then all three.
+    let t = frames(&r.gpio(&leader));
+    assert_eq!(
+        t.get(..4),
+        Some(
+            &[
+                (true, false, false),
+                (false, true, false),
+                (false, false, true),
+                (true, true, true)
+            ][..]
+        ),
+        "{t:?}"
+    );
+    // The leader's green LED double-blinks: on and off several times a second; a follower's is
+    // steady.
+    let before = sim::read_timeline(&r.gpio(&leader)).len();
+    std::thread::sleep(Duration::from_millis(1500));
+    let blinks = sim::read_timeline(&r.gpio(&leader))[before..]
+        .iter()
+        .filter(|e| e.green)
+        .count();
+    assert!(blinks >= 2, "leader's green LED did not blink ({blinks})");
+    let last = *sim::read_timeline(&r.gpio("n3")).last().expect("n3 frames");
+    assert!(last.green && !last.amber && !last.red, "{last:?}");
+
+    // `status` shows the LEDs of every node, in colour when asked.
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(r.rack())
+        .args(["status", "--color", "always", "--socket"])
+        .arg(r.socket("n3"))
+        .output()
+        .expect("status");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("LEDS") && text.contains("\x1b[1;32m"),
+        "{text}"
+    );
+    assert!(
+        text.contains("leader") && text.contains("healthy"),
+        "{text}"
+    );
+
+    // A short press blinks the node number.
+    r.press("n3", Duration::from_millis(200));
+    r.wait("n3 blinks its number", Duration::from_secs(5) * s, |r| {
+        r.indication("n3").as_deref() == Some("node-number")
+    });
+
+    // Holding the leader's button for 3 s hands the master over.
+    r.press(&leader, Duration::from_millis(3500));
+    r.wait(
+        "the other candidate leads",
+        Duration::from_secs(15) * s,
+        |r| r.leader().is_some_and(|(l, e)| l == other && e > epoch),
+    );
+    assert!(
+        r.log(&leader).contains("button: switchover"),
+        "{}",
+        tail(&r.log(&leader), 20)
+    );
+    r.wait(
+        "LEDs follow the new leader",
+        Duration::from_secs(10) * s,
+        |r| r.indication(other).as_deref() == Some("leader"),
+    );
+
+    // The same hold on a follower is refused, not acted on.
+    r.press("n3", Duration::from_millis(3500));
+    r.wait("the refusal is logged", Duration::from_secs(5) * s, |r| {
+        r.log("n3").contains("switchover ignored")
+    });
+    assert_eq!(r.leader().map(|l| l.0).as_deref(), Some(other));
+}
+
+#[test]
+fn holding_ten_seconds_toggles_maintenance_and_the_leader_hands_over() {
+    let mut r = three_nodes(92);
+    for n in ["n1", "n2", "n3"] {
+        r.start(n);
+    }
+    let s = slack();
+    r.wait("a leader", Duration::from_secs(20) * s, |r| {
+        r.leader().is_some()
+    });
+    let (leader, _) = r.leader().expect("leader");
+    let other = if leader == "n1" { "n2" } else { "n1" };
+    r.press(&leader, Duration::from_millis(10_500));
+    r.wait("maintenance hands over", Duration::from_secs(15) * s, |r| {
+        r.leader().is_some_and(|(l, _)| l == other)
+            && r.indication(&leader).as_deref() == Some("maintenance")
+    });
+    let last = *sim::read_timeline(&r.gpio(&leader)).last().expect("frames");
+    assert!(last.amber, "maintenance shows amber steady: {last:?}");
+    // Again: maintenance off.
+    r.press(&leader, Duration::from_millis(10_500));
+    r.wait("maintenance off", Duration::from_secs(10) * s, |r| {
+        r.indication(&leader).as_deref() == Some("healthy-follower")
+    });
+}
