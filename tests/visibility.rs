@@ -310,3 +310,111 @@ fn holding_ten_seconds_toggles_maintenance_and_the_leader_hands_over() {
         r.indication(&leader).as_deref() == Some("healthy-follower")
     });
 }
+
+/// `GET /metrics` over plain TCP.
+fn scrape(addr: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    out.starts_with("HTTP/1.1 200").then_some(out)
+}
+
+/// The value of the first sample whose line starts with `prefix`.
+fn sample(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn metrics_endpoint_is_scraped_from_real_agents() {
+    let tag = 93;
+    let port = 21000 + u16::from(tag) * 7 + 1;
+    let listen = |i: u8| format!("metrics_listen = \"127.{tag}.0.{i}:{port}\"\n");
+    let (l1, l2, l3) = (listen(1), listen(2), listen(3));
+    let mut r = Rack::new(
+        tag,
+        "",
+        &[
+            ("n1", "\"master\"", true, 200, &l1),
+            ("n2", "\"master\"", true, 150, &l2),
+            ("n3", "\"worker\"", true, 100, &l3),
+        ],
+    );
+    for n in ["n1", "n2", "n3"] {
+        r.start(n);
+    }
+    let s = slack();
+    r.wait("a leader", Duration::from_secs(20) * s, |r| {
+        r.leader().is_some()
+    });
+    let (leader, _) = r.leader().expect("leader");
+    let i = &leader[1..];
+    let addr = |i: &str| format!("127.{tag}.0.{i}:{port}");
+    r.wait("the leader's metrics", Duration::from_secs(10) * s, |_| {
+        scrape(&addr(i)).is_some_and(|t| {
+            sample(&t, &format!("mooseherd_leader{{node=\"{leader}\"}}")) == Some(1.0)
+                && sample(
+                    &t,
+                    &format!("mooseherd_members{{node=\"{leader}\",state=\"alive\"}}"),
+                ) == Some(3.0)
+        })
+    });
+    let text = scrape(&addr(i)).expect("scrape");
+    for family in [
+        "mooseherd_lease_epoch",
+        "mooseherd_lease_remaining_seconds",
+        "mooseherd_elections_won_total",
+        "mooseherd_host_actions_total",
+        "mooseherd_host_action_duration_seconds_bucket",
+        "mooseherd_frames_total",
+        "mooseherd_frames_rejected_total",
+        "mooseherd_agent_starts",
+        "# EOF",
+    ] {
+        assert!(text.contains(family), "{family} missing:\n{text}");
+    }
+    assert!(sample(&text, "mooseherd_lease_epoch").is_some_and(|e| e >= 1.0));
+
+    // Junk on the gossip port is rejected, and counted by reason.
+    let sock = std::net::UdpSocket::bind(format!("127.{tag}.0.9:0")).expect("bind");
+    for _ in 0..5 {
+        sock.send_to(b"not a frame", format!("127.{tag}.0.3:{}", port - 1))
+            .expect("send");
+    }
+    r.wait("rejects counted at n3", Duration::from_secs(10) * s, |_| {
+        scrape(&addr("3")).is_some_and(|t| {
+            t.lines()
+                .filter(|l| l.starts_with("mooseherd_frames_rejected_total"))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum::<f64>()
+                >= 5.0
+        })
+    });
+
+    // A switchover is a failover as the other nodes count it.
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(r.rack())
+        .args(["switchover", "--socket"])
+        .arg(r.socket(&leader))
+        .output()
+        .expect("switchover");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    r.wait(
+        "n3 counts the failover",
+        Duration::from_secs(15) * s,
+        |_| {
+            scrape(&addr("3")).is_some_and(|t| sample(&t, "mooseherd_failovers_total") == Some(1.0))
+        },
+    );
+}

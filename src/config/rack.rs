@@ -7,7 +7,7 @@
 //! rack's [`Rack::fingerprint`] lets agents notice when they do not).
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -40,6 +40,7 @@ pub const CLUSTER_KEYS: &[&str] = &[
     "shared_dir",
     "boards_dir",
     "control_socket",
+    "metrics_listen",
 ];
 pub const NODE_KEYS: &[&str] = &[
     "name",
@@ -54,6 +55,7 @@ pub const NODE_KEYS: &[&str] = &[
     "meta_dir",
     "chunk_dirs",
     "mount_path",
+    "metrics_listen",
 ];
 pub const DRBD_KEYS: &[&str] = &["resource", "device", "port", "version"];
 const TOP_KEYS: &[&str] = &["cluster", "node", "drbd"];
@@ -104,6 +106,7 @@ struct RawCluster {
     boards_dir: PathBuf,
     #[serde(default = "default_control")]
     control_socket: PathBuf,
+    metrics_listen: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -124,6 +127,7 @@ struct RawNode {
     #[serde(default)]
     chunk_dirs: Vec<PathBuf>,
     mount_path: Option<Spanned<PathBuf>>,
+    metrics_listen: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -274,6 +278,8 @@ pub struct Cluster {
     pub shared_dir: Option<PathBuf>,
     pub boards_dir: PathBuf,
     pub control_socket: PathBuf,
+    /// Where the Prometheus endpoint listens (`None`: off).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// One `[[node]]`, checked.
@@ -293,6 +299,8 @@ pub struct Node {
     pub chunk_dirs: Vec<PathBuf>,
     /// Where this worker mounts MooseFS (the cluster's `mount_path` unless overridden).
     pub mount_path: PathBuf,
+    /// Where this node's Prometheus endpoint listens (the cluster's unless overridden; `None`: off).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Node {
@@ -623,6 +631,11 @@ fn validate(raw: RawRack, path: &Path, host: HostChecks, d: &mut Diagnostics<'_>
         check_keyring(c.keyring.get_ref(), at(c.keyring.span()), d);
     }
 
+    let cluster_metrics = match &c.metrics_listen {
+        Some(m) => metrics_listen(m, "[cluster]", &at, d),
+        None => Some(SocketAddr::from(([127, 0, 0, 1], DEFAULT_METRICS_PORT))),
+    };
+
     // Nodes
     let catalog = match Catalog::load(Some(&c.boards_dir)) {
         Ok(cat) => cat,
@@ -799,6 +812,12 @@ fn validate(raw: RawRack, path: &Path, host: HostChecks, d: &mut Diagnostics<'_>
                 mount_path: n
                     .mount_path
                     .map_or_else(|| c.mount_path.clone(), Spanned::into_inner),
+                metrics_listen: match &n.metrics_listen {
+                    Some(m) => {
+                        metrics_listen(m, &format!("node `{}`", n.name.get_ref()), &|r| r, d)
+                    }
+                    None => cluster_metrics,
+                },
             },
         ));
     }
@@ -866,6 +885,7 @@ fn validate(raw: RawRack, path: &Path, host: HostChecks, d: &mut Diagnostics<'_>
         shared_dir: c.shared_dir.map(Spanned::into_inner),
         boards_dir: c.boards_dir,
         control_socket: c.control_socket,
+        metrics_listen: cluster_metrics,
     };
     Some(Rack {
         source: path.to_path_buf(),
@@ -873,6 +893,41 @@ fn validate(raw: RawRack, path: &Path, host: HostChecks, d: &mut Diagnostics<'_>
         nodes: nodes.into_iter().map(|(_, n)| n).collect(),
         drbd,
     })
+}
+
+/// The Prometheus endpoint's default port (on 127.0.0.1).
+pub const DEFAULT_METRICS_PORT: u16 = 9464;
+
+/// Checks a `metrics_listen` value: `ADDRESS:PORT` or `off`. A non-loopback address is allowed
+/// with a warning (the endpoint has no authentication).
+fn metrics_listen(
+    v: &Spanned<String>,
+    place: &str,
+    at: &dyn Fn(Range<usize>) -> Range<usize>,
+    d: &mut Diagnostics<'_>,
+) -> Option<SocketAddr> {
+    let text = v.get_ref();
+    if text == "off" {
+        return None;
+    }
+    match text.parse::<SocketAddr>() {
+        Ok(a) => {
+            if !a.ip().is_loopback() {
+                d.warning(
+                    at(v.span()),
+                    format!("metrics_listen = \"{a}\" in {place}: the metrics endpoint has no authentication; anyone who reaches {a} can read the rack's state (keep it on 127.0.0.1 unless a firewall guards it)"),
+                );
+            }
+            Some(a)
+        }
+        Err(_) => {
+            d.error(
+                at(v.span()),
+                format!("metrics_listen = \"{text}\" in {place} is not ADDRESS:PORT (e.g. \"127.0.0.1:{DEFAULT_METRICS_PORT}\") or \"off\""),
+            );
+            None
+        }
+    }
 }
 
 /// Time a holder keeps in hand after fencing, in ms: the lease it may believe in (shortened by

@@ -8,6 +8,7 @@
 //! - on SIGTERM a leader steps down and fences before the process exits (bounded by the lease).
 
 pub mod control;
+pub mod metrics;
 pub mod panel;
 pub mod state;
 
@@ -176,6 +177,20 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
     let voters: Vec<NodeId> = rack.voters().map(|n| n.id).collect();
     let mut panel = panel::PanelDriver::open(&opts.gpio, board.as_ref(), me, voters, now);
     let mut action_failures = 0u32;
+    // Prometheus endpoint (#9): a port that cannot be bound is logged, the agent runs on.
+    let mut metrics = metrics::Metrics::new(&node.name, metrics::count_start(&state_dir));
+    if let Some(addr) = node.metrics_listen {
+        match metrics::bind(addr).await {
+            Ok(l) => {
+                info!("metrics on http://{addr}/metrics");
+                tokio::spawn(metrics::serve(l, metrics.registry()));
+            }
+            Err(e) => warn!(
+                "metrics endpoint disabled: cannot listen on {addr}: {e} (set metrics_listen in the rack file, or \"off\")"
+            ),
+        }
+    }
+    let mut action_started: Option<(crate::core::plan::Action, std::time::Instant)> = None;
     let replica = ReplicaState::UpToDate;
     agent.set_health(now, crate::host::sys::read_health(maintenance), replica, 0);
     info!(
@@ -224,12 +239,20 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
                 "{}",
                 describe(&action)
             );
+            action_started = Some((action, std::time::Instant::now()));
             if host_tx.send(HostCmd::Execute(action, clock.now())).is_err() {
                 bail!("the host thread is gone");
             }
             host_busy = true;
         }
         while let Some(ev) = agent.poll_event() {
+            match &ev {
+                AgentEvent::Lease(LeaseEvent::Elected { .. }) => metrics.elected(),
+                AgentEvent::Lease(LeaseEvent::StepDown { reason, .. }) => {
+                    metrics.stepped_down(&format!("{reason:?}").to_lowercase())
+                }
+                _ => {}
+            }
             if let AgentEvent::Lease(LeaseEvent::Standing { epoch }) = &ev {
                 info!(
                     epoch,
@@ -240,11 +263,9 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
             }
             log_event(&ev, &name_of);
         }
-        panel.update(
-            now,
-            &agent.status(now),
-            action_failures >= HOST_TROUBLE_FAILURES,
-        );
+        let snapshot = agent.status(now);
+        panel.update(now, &snapshot, action_failures >= HOST_TROUBLE_FAILURES);
+        metrics.observe(&snapshot, endpoint.stats(), now.as_micros() / 1_000_000);
         let status_line = systemd_status(&agent, now, &name_of);
         if status_line != last_status {
             let _ = sd_notify::notify(&[sd_notify::NotifyState::Status(&status_line)]);
@@ -346,11 +367,17 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
                     HostReply::Done(Ok(obs)) => {
                         host_busy = false;
                         action_failures = 0;
+                        if let Some((a, t)) = action_started.take() {
+                            metrics.action(&a, true, t.elapsed());
+                        }
                         agent.observe(now, obs);
                     }
                     HostReply::Done(Err((obs, e))) => {
                         host_busy = false;
                         action_failures = action_failures.saturating_add(1);
+                        if let Some((a, t)) = action_started.take() {
+                            metrics.action(&a, false, t.elapsed());
+                        }
                         agent.action_failed(now, obs, e);
                     }
                     HostReply::Observed(obs) => agent.refresh(now, obs),
