@@ -418,3 +418,82 @@ fn metrics_endpoint_is_scraped_from_real_agents() {
         },
     );
 }
+
+/// Datagrams received on `sock` within `for_`.
+fn notifications(sock: &std::os::unix::net::UnixDatagram, for_: Duration) -> Vec<String> {
+    let end = Instant::now() + for_;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Some(left) = end.checked_duration_since(Instant::now()) {
+        if left.is_zero() {
+            break;
+        }
+        sock.set_read_timeout(Some(left)).expect("timeout");
+        match sock.recv(&mut buf) {
+            Ok(n) => out.push(String::from_utf8_lossy(&buf[..n]).to_string()),
+            Err(_) => break,
+        }
+    }
+    out
+}
+
+fn count(msgs: &[String], needle: &str) -> usize {
+    msgs.iter()
+        .filter(|m| m.lines().any(|l| l == needle))
+        .count()
+}
+
+#[test]
+fn sd_notify_ready_status_and_watchdog_pings_that_stop_with_the_loop() {
+    let mut r = three_nodes(94);
+    let path = r.dir.path().join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&path).expect("bind notify socket");
+    let p = path.display().to_string();
+    // WATCHDOG_USEC = 1 s: the agent pings every 0.5 s.
+    r.start_with("n1", &[("NOTIFY_SOCKET", &p), ("WATCHDOG_USEC", "1000000")]);
+    r.start("n2");
+    r.start("n3");
+    let s = slack();
+    let msgs = notifications(&sock, Duration::from_secs(4) * s);
+    assert_eq!(count(&msgs, "READY=1"), 1, "{msgs:?}");
+    assert!(count(&msgs, "WATCHDOG=1") >= 4, "{msgs:?}");
+    assert!(
+        msgs.iter()
+            .any(|m| m.starts_with("STATUS=") && m.contains("epoch")),
+        "{msgs:?}"
+    );
+    r.wait("a leader", Duration::from_secs(20) * s, |r| {
+        r.leader().is_some()
+    });
+    let later = notifications(&sock, Duration::from_secs(1) * s);
+    // STATUS carries the role and the epoch (sent when they change).
+    let st = r.status("n1").expect("n1 status");
+    let want = format!(
+        "STATUS={}, epoch {},",
+        st["agent"]["role"].as_str().unwrap_or("?"),
+        st["agent"]["epoch"]
+    );
+    assert!(
+        msgs.iter().chain(&later).any(|m| m.starts_with(&want)),
+        "no {want} in {msgs:?} {later:?}"
+    );
+
+    // A stopped loop sends nothing (SIGSTOP freezes it like a hang would); it resumes after.
+    let pid = r.procs.get("n1").expect("n1").id().to_string();
+    let sig = |s: &str| {
+        assert!(
+            Command::new("kill")
+                .args([s, &pid])
+                .status()
+                .expect("kill")
+                .success()
+        )
+    };
+    sig("-STOP");
+    let _ = notifications(&sock, Duration::from_millis(100));
+    let frozen = notifications(&sock, Duration::from_secs(2));
+    sig("-CONT");
+    assert_eq!(count(&frozen, "WATCHDOG=1"), 0, "{frozen:?}");
+    let resumed = notifications(&sock, Duration::from_secs(2) * s);
+    assert!(count(&resumed, "WATCHDOG=1") >= 2, "{resumed:?}");
+}

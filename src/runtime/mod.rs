@@ -11,6 +11,7 @@ pub mod control;
 pub mod metrics;
 pub mod panel;
 pub mod state;
+pub mod watchdog;
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, SocketAddrV4};
@@ -204,6 +205,9 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
         .context("SIGINT handler")?;
     let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
     let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
+    // Pings only while the loop and the host thread are healthy (#9).
+    let mut loop_health = watchdog::LoopHealth::default();
+    let mut unhealthy: Option<String> = None;
     // Health and host readings: often enough to notice a dead daemon or mount within a second.
     let mut health_tick = tokio::time::interval(Duration::from_secs(1));
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
@@ -240,6 +244,7 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
                 describe(&action)
             );
             action_started = Some((action, std::time::Instant::now()));
+            loop_health.sent(std::time::Instant::now());
             if host_tx.send(HostCmd::Execute(action, clock.now())).is_err() {
                 bail!("the host thread is gone");
             }
@@ -363,6 +368,7 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
             }
             Some(reply) = host_rx.recv() => {
                 let now = clock.now();
+                loop_health.answered();
                 match reply {
                     HostReply::Done(Ok(obs)) => {
                         host_busy = false;
@@ -386,10 +392,27 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
             _ = health_tick.tick() => {
                 let now = clock.now();
                 agent.set_health(now, crate::host::sys::read_health(maintenance), replica, 0);
+                loop_health.sent(std::time::Instant::now());
                 let _ = host_tx.send(HostCmd::Observe(now));
             }
             _ = watchdog_tick.tick(), if watchdog.is_some() => {
-                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                match loop_health.check(std::time::Instant::now()) {
+                    Ok(()) => {
+                        if unhealthy.take().is_some() {
+                            info!("healthy again: pinging the systemd watchdog");
+                        }
+                        let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                    }
+                    Err(why) => {
+                        if unhealthy.as_deref() != Some(why.as_str()) {
+                            warn!("not pinging the systemd watchdog: {why}; systemd will restart the agent");
+                            let line = format!("unhealthy: {why}");
+                            let _ = sd_notify::notify(&[sd_notify::NotifyState::Status(&line)]);
+                            last_status = line;
+                        }
+                        unhealthy = Some(why);
+                    }
+                }
             }
             _ = sigterm.recv() => begin_shutdown(&mut agent, &clock, &mut shutdown_at),
             _ = sigint.recv() => begin_shutdown(&mut agent, &clock, &mut shutdown_at),
