@@ -171,6 +171,31 @@ enum BenchCommand {
     /// marks it down), convergence of a metadata change, bytes per node per second, false
     /// positives under loss and jitter.
     Gossip(GossipBenchArgs),
+    /// What an idle agent costs: RSS and CPU of real agents on loopback over a window (one of
+    /// them the aarch64 build under qemu-user when target/aarch64-unknown-linux-musl/release/
+    /// mooseherd and qemu-aarch64-static exist), and the binary's size. Goals: RSS <= 15 MB,
+    /// CPU <= 0.2 % of a core, binary <= 10 MB.
+    Footprint(FootprintBenchArgs),
+}
+
+#[derive(Debug, Args)]
+struct FootprintBenchArgs {
+    /// Measuring window in seconds (after 5 s of settling).
+    #[arg(long, default_value_t = 60)]
+    duration_s: u64,
+    /// Agents in the rack.
+    #[arg(long, default_value_t = 3)]
+    nodes: usize,
+    /// The aarch64 mooseherd to run one agent under qemu-user (default: the release build under
+    /// target/, if there is one).
+    #[arg(long)]
+    aarch64: Option<PathBuf>,
+    /// Print the JSON object only (rss_kb, cpu_percent, binary_bytes, ...).
+    #[arg(long)]
+    json: bool,
+    /// Also write the JSON to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -411,6 +436,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Boards(args) => boards(&args),
         Command::Sim(args) => sim(&args),
         Command::Bench(BenchCommand::Gossip(args)) => bench_gossip(&args),
+        Command::Bench(BenchCommand::Footprint(a)) => {
+            use mooseherd::bench::footprint::{FootprintOptions, footprint, table};
+            if !(1..=3600).contains(&a.duration_s) {
+                anyhow::bail!("--duration-s {}: give 1 to 3600 seconds", a.duration_s);
+            }
+            let report = footprint(&FootprintOptions {
+                duration: std::time::Duration::from_secs(a.duration_s),
+                nodes: a.nodes,
+                aarch64: a.aarch64.clone(),
+                ..FootprintOptions::default()
+            })?;
+            let json = serde_json::to_string(&report)?;
+            if let Some(p) = &a.out {
+                std::fs::write(p, &json).with_context(|| format!("writing {}", p.display()))?;
+            }
+            if a.json {
+                println!("{json}");
+            } else {
+                print!("{}", table(&report));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Lab(cmd) => lab(cmd),
         Command::Agent(args) => {
             mooseherd::runtime::run(mooseherd::runtime::AgentOptions {
