@@ -397,7 +397,12 @@ fn metrics_endpoint_is_scraped_from_real_agents() {
         })
     });
 
-    // A switchover is a failover as the other nodes count it.
+    // A switchover is a failover as the other nodes count it (once n3 knows the first leader).
+    let leader_id: u64 = leader[1..].parse::<u64>().expect("nN") - 1;
+    r.wait("n3 knows the leader", Duration::from_secs(10) * s, |r| {
+        r.status("n3")
+            .is_some_and(|st| st["agent"]["leader"].as_u64() == Some(leader_id))
+    });
     let out = Command::new(BIN)
         .arg("--config")
         .arg(r.rack())
@@ -496,4 +501,22 @@ fn sd_notify_ready_status_and_watchdog_pings_that_stop_with_the_loop() {
     assert_eq!(count(&frozen, "WATCHDOG=1"), 0, "{frozen:?}");
     let resumed = notifications(&sock, Duration::from_secs(2) * s);
     assert!(count(&resumed, "WATCHDOG=1") >= 2, "{resumed:?}");
+}
+
+#[test]
+fn bench_footprint_reports_rss_cpu_and_binary_size() {
+    let out = Command::new(BIN)
+        .args(["bench", "footprint", "--duration-s", "2", "--json"])
+        .output()
+        .expect("bench footprint");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(v["rss_kb"].as_u64().is_some_and(|k| k > 0), "{v}");
+    assert!(v["cpu_percent"].as_f64().is_some(), "{v}");
+    assert!(v["binary_bytes"].as_u64().is_some_and(|b| b > 0), "{v}");
+    assert_eq!(v["agents"].as_array().map(Vec::len), Some(3), "{v}");
 }
