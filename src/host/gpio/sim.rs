@@ -1,7 +1,8 @@
 //! The `sim` GPIO backend: no hardware. Every LED change is appended to `DIR/leds.jsonl` as
 //! `{"t_ms":…,"green":…,"amber":…,"red":…}` (t_ms: wall clock, ms since the Unix epoch), and the
 //! button is the file `DIR/button` (`1` or `pressed` = held; absent or anything else = released).
-//! The lab gives every node one; tests press the button by writing the file.
+//! The lab gives every node one; tests press the button by writing the file. Past 4 MiB the
+//! timeline moves to `leds.jsonl.1` (one old generation is kept).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -11,6 +12,9 @@ use serde::{Deserialize, Serialize};
 use super::{Gpio, GpioError};
 use crate::config::Board;
 use crate::core::leds::Frame;
+
+/// The timeline is rotated past this size.
+const MAX_TIMELINE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// One line of `leds.jsonl`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,6 +96,17 @@ impl Gpio for SimGpio {
             detail: e.to_string(),
         })?;
         line.push(b'\n');
+        // A leader's double blink is four lines a second: keep the file bounded (one old
+        // generation, `leds.jsonl.1`).
+        if self.log.metadata().map(|m| m.len()).unwrap_or(0) > MAX_TIMELINE_BYTES {
+            let path = timeline_path(&self.dir);
+            let _ = std::fs::rename(&path, self.dir.join("leds.jsonl.1"));
+            self.log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(|e| GpioError::io(format!("opening {}", path.display()), e))?;
+        }
         self.log.write_all(&line).map_err(|e| {
             GpioError::io(format!("writing {}", timeline_path(&self.dir).display()), e)
         })
