@@ -578,13 +578,15 @@ pub fn render_svg() -> String {
     let colours = ["#1db954", "#ffb000", "#e0245e"];
     type FrameAt = Box<dyn Fn(Duration) -> Frame>;
     let mut strips: Vec<(String, FrameAt)> = Vec::new();
+    let healthy = RackView {
+        leader_known: true,
+        quorum: true,
+        ..RackView::default()
+    };
     let lamp = Panel::new(Instant::from_millis(0), NodeId(0));
     strips.push((
-        "lamp test (start)".into(),
-        Box::new(move |d| {
-            lamp.show(&RackView::default(), Instant::from_millis(0) + d)
-                .frame
-        }),
+        "lamp test, then healthy".into(),
+        Box::new(move |d| lamp.show(&healthy, Instant::from_millis(0) + d).frame),
     ));
     let mut number = Panel::new(Instant::from_millis(0), NodeId(2));
     number.blink_number(Instant::from_millis(0) + LAMP_TEST);
@@ -592,10 +594,7 @@ pub fn render_svg() -> String {
         "node number 3 (short press)".into(),
         Box::new(move |d| {
             number
-                .show(
-                    &RackView::default(),
-                    Instant::from_millis(0) + LAMP_TEST + d,
-                )
+                .show(&healthy, Instant::from_millis(0) + LAMP_TEST + d)
                 .frame
         }),
     ));
