@@ -206,12 +206,8 @@ impl RackView {
     /// The view of the node whose status this is. `voters` are the rack's voters;
     /// `host_trouble` is the runtime's verdict that host actions keep failing.
     pub fn from_status(s: &AgentStatus, voters: &[NodeId], host_trouble: bool) -> Self {
-        let alive = |id: NodeId| {
-            id == s.node
-                || s.members
-                    .iter()
-                    .any(|m| m.id == id && m.state == member_state_name(MemberState::Alive))
-        };
+        let alive =
+            |id: NodeId| id == s.node || s.members.iter().any(|m| m.id == id && m.state == ALIVE);
         let alive_voters = voters.iter().filter(|&&v| alive(v)).count();
         let mine = s
             .members
@@ -223,7 +219,7 @@ impl RackView {
         let mut degraded = false;
         let mut member_fencing = false;
         for m in others {
-            if m.state != member_state_name(MemberState::Alive) {
+            if m.state != ALIVE {
                 degraded = true;
                 continue;
             }
@@ -321,10 +317,8 @@ impl RackView {
     }
 }
 
-/// `MemberStatus::state` is the lower-case name of the [`MemberState`].
-fn member_state_name(s: MemberState) -> String {
-    format!("{s:?}").to_lowercase()
-}
+/// `MemberStatus::state` of an alive member (the lower-case name of [`MemberState::Alive`]).
+const ALIVE: &str = "alive";
 
 /// Parses `MemberStatus::state` back.
 pub fn parse_member_state(s: &str) -> Option<MemberState> {

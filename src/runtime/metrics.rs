@@ -24,6 +24,9 @@ use crate::wire::WireStats;
 
 type Labels = Vec<(&'static str, String)>;
 
+/// How often the loop's turns refresh the gauges.
+const OBSERVE_EVERY: Duration = Duration::from_millis(200);
+
 fn label(k: &'static str, v: impl Into<String>) -> Labels {
     vec![(k, v.into())]
 }
@@ -57,6 +60,9 @@ pub struct Metrics {
     last_leader: Option<(NodeId, u64)>,
     /// Every reject reason has a series (created at the first observation).
     rejected_created: bool,
+    rejects_seen: bool,
+    /// When the gauges were last refreshed (they need no more than a few updates a second).
+    last_observe: Option<std::time::Instant>,
     starts_seen: std::collections::BTreeSet<&'static str>,
 }
 
@@ -179,6 +185,8 @@ impl Metrics {
             last_wire: WireStats::default(),
             last_leader: None,
             rejected_created: false,
+            rejects_seen: false,
+            last_observe: None,
             starts_seen: Default::default(),
         }
     }
@@ -193,8 +201,17 @@ impl Metrics {
         self.registry.clone()
     }
 
-    /// Updates the gauges from the agent's status and the counters from the wire's totals.
+    /// Updates the gauges from the agent's status and the counters from the wire's totals, at
+    /// most every [`OBSERVE_EVERY`] (the loop calls it on every turn).
     pub fn observe(&mut self, s: &AgentStatus, wire: &WireStats, uptime_s: u64) {
+        let t = std::time::Instant::now();
+        if self
+            .last_observe
+            .is_some_and(|l| t.saturating_duration_since(l) < OBSERVE_EVERY)
+        {
+            return;
+        }
+        self.last_observe = Some(t);
         for state in ["alive", "suspect", "down"] {
             let n = s.members.iter().filter(|m| m.state == state).count();
             self.members
@@ -241,6 +258,11 @@ impl Metrics {
                 .and_then(|v| v.as_object().cloned())
                 .unwrap_or_default()
         };
+        if wire.rejects == self.last_wire.rejects && self.rejects_seen {
+            self.last_wire = *wire;
+            return;
+        }
+        self.rejects_seen = true;
         let (new, old) = (as_map(wire), as_map(&self.last_wire));
         for (reason, v) in &new {
             let n = v.as_u64().unwrap_or(0);

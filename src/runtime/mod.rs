@@ -271,7 +271,7 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
         let snapshot = agent.status(now);
         panel.update(now, &snapshot, action_failures >= HOST_TROUBLE_FAILURES);
         metrics.observe(&snapshot, endpoint.stats(), now.as_micros() / 1_000_000);
-        let status_line = systemd_status(&agent, now, &name_of);
+        let status_line = systemd_status(&snapshot, &name_of);
         if status_line != last_status {
             let _ = sd_notify::notify(&[sd_notify::NotifyState::Status(&status_line)]);
             last_status = status_line;
@@ -453,8 +453,10 @@ fn begin_shutdown(agent: &mut Agent, clock: &Clock, shutdown_at: &mut Option<Ins
     *shutdown_at = Some(now + Duration::from_secs(5));
 }
 
-fn systemd_status(agent: &Agent, now: Instant, name_of: &dyn Fn(NodeId) -> String) -> String {
-    let s = agent.status(now);
+fn systemd_status(
+    s: &crate::core::agent::AgentStatus,
+    name_of: &dyn Fn(NodeId) -> String,
+) -> String {
     let leader = s.leader.map(name_of).unwrap_or_else(|| "none".into());
     format!("{:?}, epoch {}, leader {}", s.role, s.epoch, leader).to_lowercase()
 }
