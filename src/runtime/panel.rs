@@ -135,6 +135,11 @@ impl PanelDriver {
 
     /// Recomputes the lights for the agent's status and sets them if they changed.
     pub fn update(&mut self, now: Instant, status: &AgentStatus, host_trouble: bool) {
+        if self.show.is_none() {
+            // The lamp test starts with the first frame shown, not when the backend was opened
+            // (a slow start must not eat its first steps).
+            self.panel = Panel::new(now, status.node);
+        }
         self.view = RackView::from_status(status, &self.voters, host_trouble);
         let show = self.panel.show(&self.view, now);
         if self.show.map(|s| s.indication) != Some(show.indication) {
