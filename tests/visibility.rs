@@ -258,6 +258,24 @@ fn leds_show_lamp_test_and_roles_and_the_button_switches_over() {
         "{text}"
     );
 
+    // `status --watch` redraws until stopped.
+    let mut watch = Command::new(BIN)
+        .arg("--config")
+        .arg(r.rack())
+        .args(["status", "--watch", "0.2", "--color", "never", "--socket"])
+        .arg(r.socket("n3"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("status --watch");
+    std::thread::sleep(Duration::from_millis(1500) * s);
+    let _ = watch.kill();
+    let out = watch.wait_with_output().expect("watch output");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.matches("\x1b[H\x1b[2J").count() >= 2 && text.contains("LEDS"),
+        "{text}"
+    );
+
     // A short press blinks the node number.
     r.press("n3", Duration::from_millis(200));
     r.wait("n3 blinks its number", Duration::from_secs(5) * s, |r| {
