@@ -60,8 +60,9 @@ enum Command {
     /// It gossips with the other agents, takes part in the quorum lease and drives this node's
     /// roles. SIGTERM makes a leader step down and fence before the process exits.
     Agent(AgentArgs),
-    /// Show the rack as the local agent sees it: members, leader, epoch, lease time left, wire
-    /// counters.
+    /// Show the rack as the local agent sees it: members, leader, epoch, lease time left, each
+    /// node's status LEDs (● steady, ◉ double blink, ◐ slow, ✱ fast, · off; green, amber, red),
+    /// wire counters. `--watch` redraws it every second.
     Status(StatusArgs),
     /// Hand the master role over: the leader fences itself, releases its voters and asks the
     /// chosen standby (or the best one) to take over. Run it on the leader's node. Root only.
