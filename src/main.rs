@@ -60,8 +60,9 @@ enum Command {
     /// It gossips with the other agents, takes part in the quorum lease and drives this node's
     /// roles. SIGTERM makes a leader step down and fence before the process exits.
     Agent(AgentArgs),
-    /// Show the rack as the local agent sees it: members, leader, epoch, lease time left, wire
-    /// counters.
+    /// Show the rack as the local agent sees it: members, leader, epoch, lease time left, each
+    /// node's status LEDs (● steady, ◉ double blink, ◐ slow, ✱ fast, · off; green, amber, red),
+    /// wire counters. `--watch` redraws it every second.
     Status(StatusArgs),
     /// Hand the master role over: the leader fences itself, releases its voters and asks the
     /// chosen standby (or the best one) to take over. Run it on the leader's node. Root only.
@@ -104,6 +105,9 @@ enum Command {
     /// ROOT (with a MooseFS quota of the requested size) and a hostPath PV under HOST_ROOT.
     /// See deploy/ for StorageClass examples and RBAC.
     Provisioner(ProvisionerArgs),
+    /// The status LEDs: `leds render` draws every pattern as an SVG strip (docs/leds.svg).
+    #[command(subcommand)]
+    Leds(LedsCommand),
     /// Print the version, git commit and target.
     Version,
     /// Prove the lease in simulation: many seeded schedules of crashes, pauses, partitions, loss,
@@ -137,6 +141,16 @@ enum LabCommand {
         #[arg(long, default_value = mooseherd::lab::DEFAULT_DIR)]
         dir: PathBuf,
     },
+    /// Hold a node's (simulated) front-panel button: under 3 s blinks the node number, 3 s
+    /// switches the master over (on the leader), 10 s toggles maintenance.
+    Button {
+        node: String,
+        /// How long to hold it, in seconds.
+        #[arg(long, default_value_t = 0.3)]
+        hold: f64,
+        #[arg(long, default_value = mooseherd::lab::DEFAULT_DIR)]
+        dir: PathBuf,
+    },
     /// Run a command in a node's network namespace: `mooseherd lab exec pi1 -- mfscli -SIN`.
     Exec {
         node: String,
@@ -165,6 +179,17 @@ enum LabCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum LedsCommand {
+    /// Draw the LED patterns (lamp test, node number, every rack state) as one SVG picture:
+    /// three rows per state (green, amber, red), four seconds left to right.
+    Render {
+        /// Write the SVG here instead of to standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum BenchCommand {
     /// Membership on the deterministic simulator: failure detection (crash -> every live member
     /// marks it down), convergence of a metadata change, bytes per node per second, false
@@ -175,6 +200,11 @@ enum BenchCommand {
     /// plane and a MooseFS with scripts/kube.sh (root; run from the source tree) and stops them
     /// afterwards.
     Provision(ProvisionBenchArgs),
+    /// What an idle agent costs: RSS and CPU of real agents on loopback over a window (one of
+    /// them the aarch64 build under qemu-user when target/aarch64-unknown-linux-musl/release/
+    /// mooseherd and qemu-aarch64-static exist), and the binary's size. Goals: RSS <= 15 MB,
+    /// CPU <= 0.2 % of a core, binary <= 10 MB.
+    Footprint(FootprintBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -213,6 +243,26 @@ struct ProvisionerArgs {
     /// The provisioner name StorageClasses give.
     #[arg(long, default_value = mooseherd::provisioner::DEFAULT_NAME)]
     name: String,
+}
+
+#[derive(Debug, Args)]
+struct FootprintBenchArgs {
+    /// Measuring window in seconds (after 5 s of settling).
+    #[arg(long, default_value_t = 60)]
+    duration_s: u64,
+    /// Agents in the rack.
+    #[arg(long, default_value_t = 3)]
+    nodes: usize,
+    /// The aarch64 mooseherd to run one agent under qemu-user (default: the release build under
+    /// target/, if there is one).
+    #[arg(long)]
+    aarch64: Option<PathBuf>,
+    /// Print the JSON object only (rss_kb, cpu_percent, binary_bytes, ...).
+    #[arg(long)]
+    json: bool,
+    /// Also write the JSON to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -260,6 +310,13 @@ struct AgentArgs {
     /// would do.
     #[arg(long, default_value = "linux", value_parser = ["linux", "dry-run"])]
     host: String,
+    /// Status LEDs and button: `auto` (the board's GPIO chip if present, else the on-board LEDs
+    /// under /sys/class/leds, else none), `gpiocdev` (Pi 5, any recent kernel), `rppal` (Pi 3/4
+    /// through /dev/gpiomem), `sysfs` (on-board ACT/PWR only), `none`, or `sim:DIR` (records the
+    /// LEDs in DIR/leds.jsonl and reads the button from DIR/button; the lab uses it). When the
+    /// backend cannot be opened the agent logs why and runs without LEDs.
+    #[arg(long, default_value = "auto", value_name = "BACKEND")]
+    gpio: mooseherd::host::gpio::GpioSpec,
 }
 
 #[derive(Debug, Args)]
@@ -277,6 +334,12 @@ struct StatusArgs {
     /// Print the agent's full status as JSON.
     #[arg(long)]
     json: bool,
+    /// Redraw every SECONDS (default 1) until interrupted.
+    #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "1")]
+    watch: Option<f64>,
+    /// Colour the LEDs column: `auto` (when standard output is a terminal), `always`, `never`.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"])]
+    color: String,
 }
 
 #[derive(Debug, Args)]
@@ -479,6 +542,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::Gossip(args)) => bench_gossip(&args),
         Command::Bench(BenchCommand::Provision(args)) => bench_provision(&args),
         Command::Provisioner(args) => provisioner(args),
+        Command::Bench(BenchCommand::Footprint(a)) => {
+            use mooseherd::bench::footprint::{FootprintOptions, footprint, table};
+            if !(1..=3600).contains(&a.duration_s) {
+                anyhow::bail!("--duration-s {}: give 1 to 3600 seconds", a.duration_s);
+            }
+            let report = footprint(&FootprintOptions {
+                duration: std::time::Duration::from_secs(a.duration_s),
+                nodes: a.nodes,
+                aarch64: a.aarch64.clone(),
+                ..FootprintOptions::default()
+            })?;
+            let json = serde_json::to_string(&report)?;
+            if let Some(p) = &a.out {
+                std::fs::write(p, &json).with_context(|| format!("writing {}", p.display()))?;
+            }
+            if a.json {
+                println!("{json}");
+            } else {
+                print!("{}", table(&report));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Lab(cmd) => lab(cmd),
         Command::Agent(args) => {
             mooseherd::runtime::run(mooseherd::runtime::AgentOptions {
@@ -487,6 +572,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 socket: args.socket,
                 state_dir: args.state_dir,
                 host: args.host,
+                gpio: args.gpio,
             })?;
             Ok(ExitCode::SUCCESS)
         }
@@ -506,6 +592,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keygen(args) => keygen(&args),
         Command::Firstboot(args) => firstboot(&args),
         Command::Drbd(cmd) => drbd(&cli.config, &cmd),
+        Command::Leds(LedsCommand::Render { out }) => {
+            let svg = mooseherd::core::leds::render_svg();
+            match out {
+                Some(p) => {
+                    std::fs::write(&p, svg).with_context(|| format!("writing {}", p.display()))?
+                }
+                None => print!("{svg}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Version => {
             println!("mooseherd {}", version_line());
             Ok(ExitCode::SUCCESS)
@@ -887,23 +983,73 @@ fn control_call(
 }
 
 fn status(config: &std::path::Path, args: &StatusArgs) -> anyhow::Result<ExitCode> {
-    let resp = call(&socket_path(config, &args.socket), &Request::Status)?;
-    let Some(report) = resp.status else {
-        anyhow::bail!(
-            "{}",
-            resp.error
-                .unwrap_or_else(|| "the agent sent no status".into())
-        );
+    use std::io::IsTerminal;
+    let path = socket_path(config, &args.socket);
+    let colour = match args.color.as_str() {
+        "always" => true,
+        "never" => false,
+        _ => std::io::stdout().is_terminal(),
     };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{}", render_status(&report));
+    let interval = match args.watch {
+        Some(s) if !(0.1..=3600.0).contains(&s) => {
+            anyhow::bail!("--watch {s}: give an interval between 0.1 and 3600 seconds")
+        }
+        Some(s) => Some(std::time::Duration::from_secs_f64(s)),
+        None => None,
+    };
+    loop {
+        let text = match call(&path, &Request::Status) {
+            Ok(resp) => match resp.status {
+                Some(report) if args.json => serde_json::to_string_pretty(&report)? + "\n",
+                Some(report) => render_status(&report, colour),
+                None => {
+                    let e = resp
+                        .error
+                        .unwrap_or_else(|| "the agent sent no status".into());
+                    if interval.is_none() {
+                        anyhow::bail!("{e}");
+                    }
+                    format!("mooseherd: {e}\n")
+                }
+            },
+            Err(e) if interval.is_none() => return Err(e),
+            Err(e) => format!("mooseherd: {e:#}\n"),
+        };
+        let Some(every) = interval else {
+            print!("{text}");
+            return Ok(ExitCode::SUCCESS);
+        };
+        // Clear the screen and redraw (Ctrl-C ends it).
+        print!("\x1b[H\x1b[2J{text}");
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        std::thread::sleep(every);
     }
-    Ok(ExitCode::SUCCESS)
 }
 
-fn render_status(r: &StatusReport) -> String {
+/// The LEDs of a node as three symbols (● steady, ◉ double blink, ◐ slow, ✱ fast, · off),
+/// coloured with ANSI escapes when `colour`.
+fn render_leds(p: &mooseherd::core::leds::Pattern, colour: bool) -> String {
+    use mooseherd::core::leds::Blink;
+    let mut out = String::new();
+    for (b, code) in [(p.green, "32"), (p.amber, "33"), (p.red, "31")] {
+        let sym = match b {
+            Blink::Off => "·",
+            Blink::Steady => "●",
+            Blink::DoubleBlink => "◉",
+            Blink::Slow => "◐",
+            Blink::Fast => "✱",
+        };
+        if colour && b != Blink::Off {
+            out.push_str(&format!("\x1b[1;{code}m{sym}\x1b[0m"));
+        } else {
+            out.push_str(sym);
+        }
+    }
+    out
+}
+
+fn render_status(r: &StatusReport, colour: bool) -> String {
     use std::fmt::Write;
     let name = |id: mooseherd::core::NodeId| {
         r.names
@@ -935,9 +1081,18 @@ fn render_status(r: &StatusReport) -> String {
         },
         a.eligibility
     );
+    if let Some(l) = &r.leds {
+        let _ = writeln!(
+            out,
+            "LEDs: {} {} (backend: {})",
+            render_leds(&l.pattern, colour),
+            l.indication.label(),
+            l.backend
+        );
+    }
     let _ = writeln!(
         out,
-        "{:<10} {:<8} {:>4} {:<26} {:<14} {:<10} {:<12}",
+        "{:<10} {:<8} {:>4} {:<26} {:<14} {:<10} {:<12} LEDS",
         "NODE", "STATE", "INC", "ROLES", "LEASE VIEW", "REPLICA", "HEALTH"
     );
     for m in &a.members {
@@ -973,9 +1128,34 @@ fn render_status(r: &StatusReport) -> String {
             None => ("?".into(), "?".into(), "?".into(), "?".into()),
         };
         let me = if name(m.id) == r.node { "*" } else { "" };
+        // This node's LEDs exactly; the others' judged from their gossip (their own view of the
+        // rack is not gossiped).
+        let leds = match &r.leds {
+            Some(l) if m.id == a.node => {
+                format!(
+                    "{} {}",
+                    render_leds(&l.pattern, colour),
+                    l.indication.label()
+                )
+            }
+            Some(l) => {
+                use mooseherd::core::leds::{RackView, parse_member_state};
+                match parse_member_state(&m.state).and_then(|st| {
+                    RackView::of_member(st, m.meta.as_ref(), &l.view, a.leader, m.id)
+                }) {
+                    Some(v) => format!(
+                        "{} {}",
+                        render_leds(&v.pattern(), colour),
+                        v.indication().label()
+                    ),
+                    None => "··· unknown".into(),
+                }
+            }
+            None => "-".into(),
+        };
         let _ = writeln!(
             out,
-            "{:<10} {:<8} {:>4} {:<26} {:<14} {:<10} {:<12}",
+            "{:<10} {:<8} {:>4} {:<26} {:<14} {:<10} {:<12} {leds}",
             format!("{}{me}", name(m.id)),
             m.state,
             m.incarnation,
@@ -1172,6 +1352,12 @@ fn lab(cmd: LabCommand) -> anyhow::Result<ExitCode> {
             })?;
         }
         LabCommand::Status { dir } => lab::print_status(&dir)?,
+        LabCommand::Button { node, hold, dir } => {
+            if !(0.0..=60.0).contains(&hold) {
+                anyhow::bail!("--hold {hold}: give 0 to 60 seconds");
+            }
+            lab::press_button(&dir, &node, std::time::Duration::from_secs_f64(hold))?;
+        }
         LabCommand::Exec { node, cmd } => {
             let code = lab::exec(&node, &cmd)?;
             return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));

@@ -513,3 +513,46 @@ fn chunks_off_the_data_disk_are_a_warning() {
         "{warnings:?}"
     );
 }
+
+#[test]
+fn bad_metrics_listen_is_named_at_its_place_and_public_ones_warn() {
+    expect_error(
+        |s| {
+            s.replace(
+                "replication = \"metalogger\"\n",
+                "replication = \"metalogger\"\nmetrics_listen = \"localhost\"\n",
+            )
+        },
+        5,
+        18,
+        "not ADDRESS:PORT",
+    );
+    expect_error(
+        |s| {
+            s.replace(
+                "board = \"pi5\"\n",
+                "board = \"pi5\"\nmetrics_listen = \"10.0.0.3\"\n",
+            )
+        },
+        27,
+        18,
+        "in node `c` is not ADDRESS:PORT",
+    );
+    let src = GOOD.replace(
+        "replication = \"metalogger\"\n",
+        "replication = \"metalogger\"\nmetrics_listen = \"0.0.0.0:9464\"\n",
+    );
+    let warnings = check(&src).expect("valid");
+    assert!(
+        warnings.iter().any(|w| w.contains("no authentication")),
+        "{warnings:?}"
+    );
+    let (rack, _) = Rack::parse(GOOD, Path::new("rack.toml"), HostChecks::NONE).expect("good");
+    assert_eq!(
+        rack.nodes[0]
+            .metrics_listen
+            .map(|a| a.to_string())
+            .as_deref(),
+        Some("127.0.0.1:9464")
+    );
+}

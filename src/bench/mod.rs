@@ -6,7 +6,10 @@
 //! - [`gossip`]: SWIM + Lifeguard membership: how fast a crash is detected by the whole rack,
 //!   how fast a metadata change reaches everyone, what it costs in bytes, and whether loss and
 //!   jitter make it declare live nodes down.
+//! - [`footprint`]: the exception, a measurement of this machine: RSS and CPU of idle real agents,
+//!   and the binary's size.
 
+pub mod footprint;
 pub mod gossip;
 pub mod provision;
 

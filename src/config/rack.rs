@@ -7,7 +7,7 @@
 //! rack's [`Rack::fingerprint`] lets agents notice when they do not).
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -40,6 +40,7 @@ pub const CLUSTER_KEYS: &[&str] = &[
     "shared_dir",
     "boards_dir",
     "control_socket",
+    "metrics_listen",
 ];
 pub const NODE_KEYS: &[&str] = &[
     "name",
@@ -57,6 +58,7 @@ pub const NODE_KEYS: &[&str] = &[
     "disk",
     "disk_mount",
     "format",
+    "metrics_listen",
 ];
 pub const DRBD_KEYS: &[&str] = &["resource", "device", "port", "version"];
 pub const PROVISIONER_KEYS: &[&str] = &["enabled", "name", "kubeconfig", "root"];
@@ -132,6 +134,7 @@ struct RawCluster {
     boards_dir: PathBuf,
     #[serde(default = "default_control")]
     control_socket: PathBuf,
+    metrics_listen: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -155,6 +158,7 @@ struct RawNode {
     disk: Option<Spanned<PathBuf>>,
     disk_mount: Option<Spanned<PathBuf>>,
     format: Option<Spanned<bool>>,
+    metrics_listen: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -329,6 +333,8 @@ pub struct Cluster {
     pub shared_dir: Option<PathBuf>,
     pub boards_dir: PathBuf,
     pub control_socket: PathBuf,
+    /// Where the Prometheus endpoint listens (`None`: off).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// One `[[node]]`, checked.
@@ -354,6 +360,8 @@ pub struct Node {
     pub disk_mount: PathBuf,
     /// Explicit consent to create a filesystem on `disk` if it does not already carry mooseherd's.
     pub format: bool,
+    /// Where this node's Prometheus endpoint listens (the cluster's unless overridden; `None`: off).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Node {
@@ -685,6 +693,11 @@ fn validate(raw: RawRack, path: &Path, host: HostChecks, d: &mut Diagnostics<'_>
         check_keyring(c.keyring.get_ref(), at(c.keyring.span()), d);
     }
 
+    let cluster_metrics = match &c.metrics_listen {
+        Some(m) => metrics_listen(m, "[cluster]", &at, d),
+        None => Some(SocketAddr::from(([127, 0, 0, 1], DEFAULT_METRICS_PORT))),
+    };
+
     // Nodes
     let catalog = match Catalog::load(Some(&c.boards_dir)) {
         Ok(cat) => cat,
@@ -910,6 +923,12 @@ fn validate(raw: RawRack, path: &Path, host: HostChecks, d: &mut Diagnostics<'_>
                 disk: n.disk.map(Spanned::into_inner),
                 disk_mount,
                 format: n.format.is_some_and(|f| *f.get_ref()),
+                metrics_listen: match &n.metrics_listen {
+                    Some(m) => {
+                        metrics_listen(m, &format!("node `{}`", n.name.get_ref()), &|r| r, d)
+                    }
+                    None => cluster_metrics,
+                },
             },
         ));
     }
@@ -1020,6 +1039,7 @@ fn validate(raw: RawRack, path: &Path, host: HostChecks, d: &mut Diagnostics<'_>
         shared_dir: c.shared_dir.map(Spanned::into_inner),
         boards_dir: c.boards_dir,
         control_socket: c.control_socket,
+        metrics_listen: cluster_metrics,
     };
     Some(Rack {
         source: path.to_path_buf(),
@@ -1051,6 +1071,41 @@ fn valid_provisioner_name(s: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// The Prometheus endpoint's default port (on 127.0.0.1).
+pub const DEFAULT_METRICS_PORT: u16 = 9464;
+
+/// Checks a `metrics_listen` value: `ADDRESS:PORT` or `off`. A non-loopback address is allowed
+/// with a warning (the endpoint has no authentication).
+fn metrics_listen(
+    v: &Spanned<String>,
+    place: &str,
+    at: &dyn Fn(Range<usize>) -> Range<usize>,
+    d: &mut Diagnostics<'_>,
+) -> Option<SocketAddr> {
+    let text = v.get_ref();
+    if text == "off" {
+        return None;
+    }
+    match text.parse::<SocketAddr>() {
+        Ok(a) => {
+            if !a.ip().is_loopback() {
+                d.warning(
+                    at(v.span()),
+                    format!("metrics_listen = \"{a}\" in {place}: the metrics endpoint has no authentication; anyone who reaches {a} can read the rack's state (keep it on 127.0.0.1 unless a firewall guards it)"),
+                );
+            }
+            Some(a)
+        }
+        Err(_) => {
+            d.error(
+                at(v.span()),
+                format!("metrics_listen = \"{text}\" in {place} is not ADDRESS:PORT (e.g. \"127.0.0.1:{DEFAULT_METRICS_PORT}\") or \"off\""),
+            );
+            None
+        }
+    }
 }
 
 /// Time a holder keeps in hand after fencing, in ms: the lease it may believe in (shortened by

@@ -22,6 +22,8 @@ pub mod membership;
 
 pub use machine::{Machine, Transmit};
 pub mod agent;
+pub mod button;
 pub mod lease;
+pub mod leds;
 pub mod plan;
 pub mod roles;

@@ -4,6 +4,7 @@
 
 pub mod drbd;
 pub mod dry_run;
+pub mod gpio;
 pub mod linux;
 pub mod mfs;
 pub mod mount;

@@ -155,6 +155,8 @@ pub fn start_agent(dir: &Path, name: &str, host: &str) -> anyhow::Result<u32> {
         .arg(dir.join("rack.toml"))
         .args(["agent", "--node", name, "--host", host, "--socket"])
         .arg(node_dir.join("control.sock"))
+        .arg("--gpio")
+        .arg(format!("sim:{}", gpio_dir(dir, name).display()))
         .arg("--state-dir")
         .arg(node_dir.join("state"))
         .env("MOOSEHERD_LOG", "info,mooseherd=debug")
@@ -173,6 +175,28 @@ pub fn start_agent(dir: &Path, name: &str, host: &str) -> anyhow::Result<u32> {
         .spawn()
         .with_context(|| format!("starting the agent of {name}"))?;
     Ok(child.id())
+}
+
+/// The simulated LEDs and button of node `name` (`leds.jsonl`, `button`).
+pub fn gpio_dir(dir: &Path, name: &str) -> PathBuf {
+    dir.join(name).join("gpio")
+}
+
+/// `mooseherd lab button NODE --hold S`: holds node `name`'s simulated button for `hold`.
+pub fn press_button(dir: &Path, name: &str, hold: Duration) -> anyhow::Result<()> {
+    let state = load(dir)?;
+    if !state.nodes.iter().any(|n| n == name) {
+        bail!(
+            "no node `{name}` in the lab (nodes: {})",
+            state.nodes.join(", ")
+        );
+    }
+    let g = gpio_dir(dir, name);
+    crate::host::gpio::sim::press(&g, true).with_context(|| format!("pressing {}", g.display()))?;
+    std::thread::sleep(hold);
+    crate::host::gpio::sim::press(&g, false)
+        .with_context(|| format!("releasing {}", g.display()))?;
+    Ok(())
 }
 
 /// The agent's status, if it answers.
@@ -351,8 +375,8 @@ pub fn wait_healthy(dir: &Path, names: &[String], timeout: Duration) -> anyhow::
 pub fn print_status(dir: &Path) -> anyhow::Result<()> {
     let state = load(dir)?;
     println!(
-        "{:<6} {:<9} {:<8} {:>5} {:<6} {:<5} MEMBERS (alive/all)",
-        "NODE", "AGENT", "ROLE", "EPOCH", "LEADER", "VIP"
+        "{:<6} {:<9} {:<8} {:>5} {:<6} {:<5} {:<7} LEDS",
+        "NODE", "AGENT", "ROLE", "EPOCH", "LEADER", "VIP", "MEMBERS"
     );
     for n in &state.nodes {
         let s = status_of(dir, n);
@@ -368,16 +392,20 @@ pub fn print_status(dir: &Path) -> anyhow::Result<()> {
                     .leader
                     .and_then(|l| s.names.get(usize::from(l.0)).cloned())
                     .unwrap_or_else(|| "-".into());
+                let leds = s
+                    .leds
+                    .as_ref()
+                    .map(|l| l.indication.label().to_string())
+                    .unwrap_or_else(|| "-".into());
                 println!(
-                    "{:<6} {:<9} {:<8} {:>5} {:<6} {:<5} {}/{}",
+                    "{:<6} {:<9} {:<8} {:>5} {:<6} {:<5} {:<7} {leds}",
                     n,
                     "up",
                     format!("{:?}", a.role).to_lowercase(),
                     a.epoch,
                     leader,
                     if has_vip(n) { "yes" } else { "-" },
-                    alive,
-                    a.members.len()
+                    format!("{alive}/{}", a.members.len()),
                 );
             }
             None => println!(

@@ -88,6 +88,9 @@ pub struct StatusReport {
     /// Frames sealed, delivered and rejected (by reason).
     pub wire: WireStats,
     pub version: String,
+    /// The status LEDs (absent from agents before #9).
+    #[serde(default)]
+    pub leds: Option<super::panel::LedReport>,
 }
 
 /// A request waiting for the agent loop, with the caller's uid and where to answer.

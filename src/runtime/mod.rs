@@ -8,7 +8,10 @@
 //! - on SIGTERM a leader steps down and fences before the process exits (bounded by the lease).
 
 pub mod control;
+pub mod metrics;
+pub mod panel;
 pub mod state;
+pub mod watchdog;
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, SocketAddrV4};
@@ -43,6 +46,8 @@ pub struct AgentOptions {
     pub state_dir: Option<PathBuf>,
     /// Host driver: `linux` or `dry-run`.
     pub host: String,
+    /// Status LEDs and button backend (`auto`, `none`, `gpiocdev`, `rppal`, `sysfs`, `sim:DIR`).
+    pub gpio: crate::host::gpio::GpioSpec,
 }
 
 /// The monotonic clock the core sees: microseconds since the agent started.
@@ -183,6 +188,27 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
         now,
     );
     let mut maintenance = false;
+    // Status LEDs and button (#9): a missing chip or busy pin leaves the agent running without.
+    let board = crate::config::Catalog::load(Some(&rack.cluster.boards_dir))
+        .ok()
+        .and_then(|c| c.get(&node.board).cloned());
+    let voters: Vec<NodeId> = rack.voters().map(|n| n.id).collect();
+    let mut panel = panel::PanelDriver::open(&opts.gpio, board.as_ref(), me, voters, now);
+    let mut action_failures = 0u32;
+    // Prometheus endpoint (#9): a port that cannot be bound is logged, the agent runs on.
+    let mut metrics = metrics::Metrics::new(&node.name, metrics::count_start(&state_dir));
+    if let Some(addr) = node.metrics_listen {
+        match metrics::bind(addr).await {
+            Ok(l) => {
+                info!("metrics on http://{addr}/metrics");
+                tokio::spawn(metrics::serve(l, metrics.registry()));
+            }
+            Err(e) => warn!(
+                "metrics endpoint disabled: cannot listen on {addr}: {e} (set metrics_listen in the rack file, or \"off\")"
+            ),
+        }
+    }
+    let mut action_started: Option<(crate::core::plan::Action, std::time::Instant)> = None;
     // Not eligible until the host has read the replica (the first health tick, at once).
     let mut replica = ReplicaState::Unknown;
     agent.set_health(now, crate::host::sys::read_health(maintenance), replica, 0);
@@ -197,6 +223,9 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
         .context("SIGINT handler")?;
     let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
     let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
+    // Pings only while the loop and the host thread are healthy (#9).
+    let mut loop_health = watchdog::LoopHealth::default();
+    let mut unhealthy: Option<String> = None;
     // Health and host readings: often enough to notice a dead daemon or mount within a second.
     let mut health_tick = tokio::time::interval(Duration::from_secs(1));
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
@@ -207,6 +236,9 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
     loop {
         // Drive: persist, send, act, report.
         let now = clock.now();
+        if let Some(g) = panel.poll_button(now) {
+            panel::act(g, &mut agent, now, &mut maintenance, &name_of);
+        }
         state
             .store(agent.durable())
             .context("writing lease state: refusing to send anything that depends on it")?;
@@ -229,12 +261,21 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
                 "{}",
                 describe(&action)
             );
+            action_started = Some((action, std::time::Instant::now()));
+            loop_health.sent(std::time::Instant::now());
             if host_tx.send(HostCmd::Execute(action, clock.now())).is_err() {
                 bail!("the host thread is gone");
             }
             host_busy = true;
         }
         while let Some(ev) = agent.poll_event() {
+            match &ev {
+                AgentEvent::Lease(LeaseEvent::Elected { .. }) => metrics.elected(),
+                AgentEvent::Lease(LeaseEvent::StepDown { reason, .. }) => {
+                    metrics.stepped_down(&format!("{reason:?}").to_lowercase())
+                }
+                _ => {}
+            }
             if let AgentEvent::Lease(LeaseEvent::Standing { epoch }) = &ev {
                 info!(
                     epoch,
@@ -245,7 +286,10 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
             }
             log_event(&ev, &name_of);
         }
-        let status_line = systemd_status(&agent, now, &name_of);
+        let snapshot = agent.status(now);
+        panel.update(now, &snapshot, action_failures >= HOST_TROUBLE_FAILURES);
+        metrics.observe(&snapshot, endpoint.stats(), now.as_micros() / 1_000_000);
+        let status_line = systemd_status(&snapshot, &name_of);
         if status_line != last_status {
             let _ = sd_notify::notify(&[sd_notify::NotifyState::Status(&status_line)]);
             last_status = status_line;
@@ -270,6 +314,7 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
             .poll_timeout()
             .map(|t| clock.deadline(t))
             .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(1));
+        let panel_wake = panel.next_wake(now).map(|t| clock.deadline(t));
 
         tokio::select! {
             r = sock.recv_from(&mut buf) => {
@@ -287,6 +332,7 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
                 }
             }
             _ = tokio::time::sleep_until(deadline) => agent.handle_timeout(clock.now()),
+            _ = tokio::time::sleep_until(panel_wake.unwrap_or(deadline)), if panel_wake.is_some() => {}
             Some(p) = ctl_rx.recv() => {
                 let now = clock.now();
                 let response = if p.request.mutates() && p.uid != 0 && p.uid != nix::unistd::geteuid().as_raw() {
@@ -304,6 +350,7 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
                                 agent: agent.status(now),
                                 wire: *endpoint.stats(),
                                 version: env!("CARGO_PKG_VERSION").to_string(),
+                                leds: panel.report(),
                             }),
                         },
                         Request::Switchover { to } => {
@@ -339,13 +386,22 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
             }
             Some(reply) = host_rx.recv() => {
                 let now = clock.now();
+                loop_health.answered();
                 match reply {
                     HostReply::Done(Ok(obs)) => {
                         host_busy = false;
+                        action_failures = 0;
+                        if let Some((a, t)) = action_started.take() {
+                            metrics.action(&a, true, t.elapsed());
+                        }
                         agent.observe(now, obs);
                     }
                     HostReply::Done(Err((obs, e))) => {
                         host_busy = false;
+                        action_failures = action_failures.saturating_add(1);
+                        if let Some((a, t)) = action_started.take() {
+                            metrics.action(&a, false, t.elapsed());
+                        }
                         agent.action_failed(now, obs, e);
                     }
                     HostReply::Observed(obs) => agent.refresh(now, obs),
@@ -361,17 +417,37 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
             _ = health_tick.tick() => {
                 let now = clock.now();
                 agent.set_health(now, crate::host::sys::read_health(maintenance), replica, 0);
+                loop_health.sent(std::time::Instant::now());
                 let _ = host_tx.send(HostCmd::Observe(now));
                 let _ = host_tx.send(HostCmd::Replica);
             }
             _ = watchdog_tick.tick(), if watchdog.is_some() => {
-                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                match loop_health.check(std::time::Instant::now()) {
+                    Ok(()) => {
+                        if unhealthy.take().is_some() {
+                            info!("healthy again: pinging the systemd watchdog");
+                        }
+                        let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                    }
+                    Err(why) => {
+                        if unhealthy.as_deref() != Some(why.as_str()) {
+                            warn!("not pinging the systemd watchdog: {why}; systemd will restart the agent");
+                            let line = format!("unhealthy: {why}");
+                            let _ = sd_notify::notify(&[sd_notify::NotifyState::Status(&line)]);
+                            last_status = line;
+                        }
+                        unhealthy = Some(why);
+                    }
+                }
             }
             _ = sigterm.recv() => begin_shutdown(&mut agent, &clock, &mut shutdown_at),
             _ = sigint.recv() => begin_shutdown(&mut agent, &clock, &mut shutdown_at),
         }
     }
 }
+
+/// Host actions failing this many times in a row make the red LED ask for a person.
+const HOST_TROUBLE_FAILURES: u32 = 5;
 
 /// The host driver for `--host`.
 fn make_host(
@@ -405,8 +481,10 @@ fn begin_shutdown(agent: &mut Agent, clock: &Clock, shutdown_at: &mut Option<Ins
     *shutdown_at = Some(now + Duration::from_secs(5));
 }
 
-fn systemd_status(agent: &Agent, now: Instant, name_of: &dyn Fn(NodeId) -> String) -> String {
-    let s = agent.status(now);
+fn systemd_status(
+    s: &crate::core::agent::AgentStatus,
+    name_of: &dyn Fn(NodeId) -> String,
+) -> String {
     let leader = s.leader.map(name_of).unwrap_or_else(|| "none".into());
     format!("{:?}, epoch {}, leader {}", s.role, s.epoch, leader).to_lowercase()
 }
