@@ -495,10 +495,12 @@ impl LeaseMachine {
     }
 
     fn abandon_round(&mut self, epoch: u64) {
-        if let Role::Candidate(r) = &self.role {
-            let granted: Vec<NodeId> = r.grants.iter().copied().collect();
+        if matches!(self.role, Role::Candidate(_)) {
             self.role = Role::Follower;
-            for v in granted {
+            // Every voter asked, not only those whose grant arrived: a grant lost on the way
+            // would otherwise keep that voter promised to this dead round for a whole lease,
+            // and the duel's winner would renew with one voter fewer.
+            for v in self.voters.clone() {
                 self.send(v, LeaseMsg::Release { epoch });
             }
         }
@@ -599,6 +601,17 @@ impl LeaseMachine {
         match live {
             Some(p) if p.holder == from && p.epoch == epoch => {
                 // Renewal (or a retransmission) by the current holder.
+                self.promise = Some(Promise {
+                    holder: from,
+                    epoch,
+                    until: now + self.cfg.lease,
+                });
+                self.send(from, LeaseMsg::Grant { epoch, round });
+            }
+            // Promised `epoch` to a candidate that lost the duel for it while `from` renews it:
+            // only the winner of an epoch renews it, and the loser can never win it (the winner's
+            // majority granted it first), so the promise moves to the winner.
+            Some(p) if renew && p.epoch == epoch && epoch == self.durable.granted => {
                 self.promise = Some(Promise {
                     holder: from,
                     epoch,
@@ -1243,10 +1256,11 @@ mod tests {
         // A duel for epoch 1: n1 asks first and gets this voter; n0 wins with the others.
         assert!(granted(&answer(&mut v, t0, 1, req(1, false))));
         assert!(!granted(&answer(&mut v, t0, 0, req(1, false))));
-        // n1 lost and releases; n0's renewals of epoch 1 are granted from now on.
-        answer(&mut v, t0, 1, LeaseMsg::Release { epoch: 1 });
+        // n1 lost (its release was lost too): the promise moves to n0, whose renewals prove it
+        // won epoch 1; n1 can no longer be granted it.
         let t1 = t0 + Duration::from_millis(800);
         assert!(granted(&answer(&mut v, t1, 0, req(1, true))));
+        assert!(!granted(&answer(&mut v, t1, 1, req(1, false))));
         // Its promise lapses (loss): a renewal of the same epoch is still granted.
         let t2 = t1 + D + Duration::from_millis(10);
         assert!(granted(&answer(&mut v, t2, 0, req(1, true))));
