@@ -85,6 +85,31 @@ fn lab_rack_with_real_moosefs_survives_its_faults() {
         "lab up:\n{text}"
     );
 
+    // The leader's (simulated) button held 3.5 s: a switchover to the other candidate.
+    let leader = || {
+        let out = String::from_utf8_lossy(&lab.run(&["status"]).stdout).to_string();
+        out.lines()
+            .find(|l| l.split_whitespace().nth(2) == Some("leader"))
+            .and_then(|l| l.split_whitespace().next())
+            .map(str::to_string)
+    };
+    let first = leader().expect("a leader after lab up");
+    let press = lab.run(&["button", &first, "--hold", "3.5"]);
+    assert!(press.status.success(), "{press:?}");
+    let took = wait(
+        "a switchover by the button",
+        Duration::from_secs(20),
+        || leader().is_some_and(|l| l != first),
+    );
+    eprintln!(
+        "button held 3.5 s on {first} -> {:?} leads {took:?} after release",
+        leader()
+    );
+    let leds = std::fs::read_to_string(lab.dir.join(&first).join("gpio").join("leds.jsonl"))
+        .unwrap_or_default();
+    assert!(leds.lines().count() > 2, "{first}'s LED timeline: {leds}");
+    // The drill waits for the rack to be healthy again (VIP on the new leader).
+
     // Leader killed: new leader, VIP moved, writes resume, nothing acknowledged is lost.
     let drill = lab.run(&["drill", "kill-leader", "--json"]);
     let out = String::from_utf8_lossy(&drill.stdout).to_string();
