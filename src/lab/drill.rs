@@ -267,14 +267,20 @@ pub fn run(dir: &Path, name: &str) -> anyhow::Result<DrillReport> {
             file.display()
         );
     }
-    let fault_at = Instant::now();
-    let fault_wall = wall_now();
     match name {
         "kill-leader" => {
-            kill_node(&old_leader);
+            let pids = kill_node(&old_leader);
+            // The fault counts from when every killed process is dead: a write that started
+            // while the signals were on their way could still be acknowledged by the old master.
+            let t0 = Instant::now();
+            while pids.iter().any(|p| alive(*p)) && t0.elapsed() < Duration::from_secs(5) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
         }
         other => bail!("unknown drill `{other}` (available: kill-leader)"),
     }
+    let fault_at = Instant::now();
+    let fault_wall = wall_now();
     // Wait for the first acknowledged write after the fault, then a few more seconds of writes.
     let first = loop {
         let first = log.lock().ok().and_then(|l| {
@@ -407,5 +413,15 @@ mod tests {
         assert_eq!(parse_ts("1970-01-01T00:00:00Z"), Some(0.0));
         assert_eq!(parse_ts("1970-01-02T00:00:01.5Z"), Some(86_401.5));
         assert_eq!(parse_ts("junk"), None);
+    }
+}
+
+/// Whether process `pid` still runs (a zombie has exited: nobody reaps orphans in some containers).
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X')),
+        Err(_) => false,
     }
 }
