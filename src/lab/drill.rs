@@ -401,6 +401,16 @@ pub fn print(r: &DrillReport) {
     );
 }
 
+/// Whether process `pid` still runs (a zombie has exited: nobody reaps orphans in some containers).
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X')),
+        Err(_) => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -413,15 +423,5 @@ mod tests {
         assert_eq!(parse_ts("1970-01-01T00:00:00Z"), Some(0.0));
         assert_eq!(parse_ts("1970-01-02T00:00:01.5Z"), Some(86_401.5));
         assert_eq!(parse_ts("junk"), None);
-    }
-}
-
-/// Whether process `pid` still runs (a zombie has exited: nobody reaps orphans in some containers).
-fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(") ")
-            .is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X')),
-        Err(_) => false,
     }
 }
