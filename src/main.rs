@@ -553,16 +553,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 aarch64: a.aarch64.clone(),
                 ..FootprintOptions::default()
             })?;
-            let json = serde_json::to_string(&report)?;
-            if let Some(p) = &a.out {
-                std::fs::write(p, &json).with_context(|| format!("writing {}", p.display()))?;
-            }
-            if a.json {
-                println!("{json}");
-            } else {
-                print!("{}", table(&report));
-            }
-            Ok(ExitCode::SUCCESS)
+            emit_report(&report, a.out.as_deref(), a.json, || {
+                print!("{}", table(&report))
+            })
         }
         Command::Lab(cmd) => lab(cmd),
         Command::Agent(args) => {
@@ -1228,14 +1221,24 @@ fn bench_gossip(a: &GossipBenchArgs) -> anyhow::Result<ExitCode> {
         seed: a.seed,
     };
     let report = gossip(&opts)?;
-    let json = serde_json::to_string(&report)?;
-    if let Some(p) = &a.out {
-        std::fs::write(p, &json).with_context(|| format!("writing {}", p.display()))?;
+    emit_report(&report, a.out.as_deref(), a.json, || print_table(&report))
+}
+
+/// A benchmark's report: written as JSON to `out` if given, then printed as JSON or a table.
+fn emit_report(
+    report: &impl serde::Serialize,
+    out: Option<&std::path::Path>,
+    json: bool,
+    table: impl FnOnce(),
+) -> anyhow::Result<ExitCode> {
+    let text = serde_json::to_string(report)?;
+    if let Some(p) = out {
+        std::fs::write(p, &text).with_context(|| format!("writing {}", p.display()))?;
     }
-    if a.json {
-        println!("{json}");
+    if json {
+        println!("{text}");
     } else {
-        print_table(&report);
+        table();
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -1323,16 +1326,7 @@ fn bench_provision(a: &ProvisionBenchArgs) -> anyhow::Result<ExitCode> {
     };
     let report = runtime()?.block_on(provision(&opts))?;
     drop(started);
-    let json = serde_json::to_string(&report)?;
-    if let Some(p) = &a.out {
-        std::fs::write(p, &json).with_context(|| format!("writing {}", p.display()))?;
-    }
-    if a.json {
-        println!("{json}");
-    } else {
-        print_table(&report);
-    }
-    Ok(ExitCode::SUCCESS)
+    emit_report(&report, a.out.as_deref(), a.json, || print_table(&report))
 }
 
 fn lab(cmd: LabCommand) -> anyhow::Result<ExitCode> {

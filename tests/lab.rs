@@ -59,6 +59,27 @@ fn wait(what: &str, timeout: Duration, f: impl Fn() -> bool) -> Duration {
     panic!("timed out after {timeout:?} waiting for {what}");
 }
 
+/// A 5-node lab rack in a temporary directory, up and healthy (`extra`: more `lab up` arguments).
+fn up(extra: &[&str]) -> (tempfile::TempDir, Lab) {
+    let base = tempfile::tempdir().expect("tempdir");
+    // The MooseFS daemons run as `mfs`: the lab directory's parents must be traversable.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(base.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let lab = Lab {
+        dir: base.path().join("lab"),
+    };
+    let mut args = vec!["up", "--nodes", "5"];
+    args.extend_from_slice(extra);
+    let up = lab.run(&args);
+    let text =
+        String::from_utf8_lossy(&up.stdout).to_string() + &String::from_utf8_lossy(&up.stderr);
+    assert!(
+        up.status.success() && text.contains("healthy after"),
+        "lab up:\n{text}"
+    );
+    (base, lab)
+}
+
 fn can_write(dir: &Path) -> bool {
     std::fs::write(dir.join("probe.txt"), b"ok").is_ok()
 }
@@ -70,20 +91,7 @@ fn lab_rack_with_real_moosefs_survives_its_faults() {
         eprintln!("skipped: the lab needs root (CI runs as root)");
         return;
     }
-    let base = tempfile::tempdir().expect("tempdir");
-    // The MooseFS daemons run as `mfs`: the lab directory's parents must be traversable.
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(base.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let lab = Lab {
-        dir: base.path().join("lab"),
-    };
-    let up = lab.run(&["up", "--nodes", "5"]);
-    let text =
-        String::from_utf8_lossy(&up.stdout).to_string() + &String::from_utf8_lossy(&up.stderr);
-    assert!(
-        up.status.success() && text.contains("healthy after"),
-        "lab up:\n{text}"
-    );
+    let (_base, lab) = up(&["--replication", "shared-dir"]);
 
     // The leader's (simulated) button held 3.5 s: a switchover to the other candidate.
     let leader = || {
@@ -170,19 +178,7 @@ fn lab_rack_with_metaloggers_fails_over() {
         eprintln!("skipped: the lab needs root (CI runs as root)");
         return;
     }
-    let base = tempfile::tempdir().expect("tempdir");
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(base.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let lab = Lab {
-        dir: base.path().join("lab"),
-    };
-    let up = lab.run(&["up", "--nodes", "5", "--replication", "metalogger"]);
-    let text =
-        String::from_utf8_lossy(&up.stdout).to_string() + &String::from_utf8_lossy(&up.stderr);
-    assert!(
-        up.status.success() && text.contains("healthy after"),
-        "lab up:\n{text}"
-    );
+    let (_base, lab) = up(&["--replication", "metalogger"]);
     // The standby's metalogger needs a moment to download the first metadata.
     let status = || String::from_utf8_lossy(&lab.run(&["status"]).stdout).to_string();
     // Both master candidates report metadata of the filesystem (metaid not 0).

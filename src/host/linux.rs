@@ -333,11 +333,10 @@ impl Host for LinuxHost {
                         let _ = m.stop(Duration::from_secs(2));
                     }
                     self.metalogger = None;
-                    let ml = mfs::metalogger_version(&self.metalogger_data)
-                        .map_err(|e| e.to_string())?;
+                    let ml = self.metalogger_data.join(mfs::METALOGGER_METADATA).exists();
                     let own = mfs::newest_metadata(&self.master_data).map_err(|e| e.to_string())?;
                     match (ml, own) {
-                        (Some(_), _) => {
+                        (true, _) => {
                             let info =
                                 mfs::metalogger_takeover(&self.metalogger_data, &self.master_data)
                                     .map_err(|e| e.to_string())?;
@@ -352,7 +351,7 @@ impl Host for LinuxHost {
                                 info.last_change
                             );
                         }
-                        (None, Some(h)) => tracing::info!(
+                        (false, Some(h)) => tracing::info!(
                             "no metalogger copy: starting from this node's own metadata (metaid {:x}, version {})",
                             h.metaid,
                             h.version
@@ -360,10 +359,10 @@ impl Host for LinuxHost {
                         // Only the rack's first election may create a filesystem: eligibility
                         // kept this node out if any alive candidate had metadata, and epoch 1
                         // means no node has held the lease (so run a master) before.
-                        (None, None) if epoch == 1 => tracing::info!(
+                        (false, None) if epoch == 1 => tracing::info!(
                             "no metadata anywhere and epoch 1: this is a new rack, mfsmaster creates a new filesystem"
                         ),
-                        (None, None) => {
+                        (false, None) => {
                             return Err(format!(
                                 "no metadata to take over (this node's metalogger has not downloaded any) and epoch {epoch} > 1: \
                                  a master ran before, so a new empty filesystem would hide the rack's data; \

@@ -1042,25 +1042,17 @@ pub fn metalogger_version(metalogger_dir: &Path) -> Result<Option<(u64, u64)>, M
         return Ok(None);
     }
     let header = read_metadata_header(&meta_path)?;
-    let mut versions = Vec::new();
-    for entry in fs::read_dir(metalogger_dir).map_err(io_err("read dir", metalogger_dir))? {
-        let entry = entry.map_err(io_err("read dir", metalogger_dir))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if changelog_name(&name) && name.starts_with("changelog_ml") {
-            versions.push(changelog_versions(&entry.path())?);
-        }
-    }
+    let (_, versions) = metalogger_changelogs(metalogger_dir)?;
     let (version, _) = replay_end(header.version, &versions)?;
     Ok(Some((header.metaid, version)))
 }
 
-pub fn metalogger_takeover(metalogger_dir: &Path, data_dir: &Path) -> Result<MetaInfo, MfsError> {
-    let meta_path = metalogger_dir.join(METALOGGER_METADATA);
-    let header = read_metadata_header(&meta_path)?;
+/// A metalogger directory's changelog files (sorted names) and the change ids each holds.
+fn metalogger_changelogs(dir: &Path) -> Result<(Vec<String>, Vec<Vec<u64>>), MfsError> {
     let mut logs: Vec<String> = Vec::new();
-    for entry in fs::read_dir(metalogger_dir).map_err(io_err("read dir", metalogger_dir))? {
+    for entry in fs::read_dir(dir).map_err(io_err("read dir", dir))? {
         let name = entry
-            .map_err(io_err("read dir", metalogger_dir))?
+            .map_err(io_err("read dir", dir))?
             .file_name()
             .to_string_lossy()
             .into_owned();
@@ -1071,8 +1063,15 @@ pub fn metalogger_takeover(metalogger_dir: &Path, data_dir: &Path) -> Result<Met
     logs.sort();
     let versions = logs
         .iter()
-        .map(|n| changelog_versions(&metalogger_dir.join(n)))
+        .map(|n| changelog_versions(&dir.join(n)))
         .collect::<Result<Vec<_>, _>>()?;
+    Ok((logs, versions))
+}
+
+pub fn metalogger_takeover(metalogger_dir: &Path, data_dir: &Path) -> Result<MetaInfo, MfsError> {
+    let meta_path = metalogger_dir.join(METALOGGER_METADATA);
+    let header = read_metadata_header(&meta_path)?;
+    let (logs, versions) = metalogger_changelogs(metalogger_dir)?;
     let (version, last_change) = replay_end(header.version, &versions)?;
 
     let previous = newest_metadata(data_dir)?;

@@ -405,13 +405,14 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
                         agent.action_failed(now, obs, e);
                     }
                     HostReply::Observed(obs) => agent.refresh(now, obs),
-                    HostReply::Replica(r) => {
-                        if r != replica {
-                            info!("replica: {r:?}");
-                        }
+                    // The health tick passes the latest reading on every second; a change is
+                    // passed on at once.
+                    HostReply::Replica(r) if r != replica => {
+                        info!("replica: {r:?}");
                         replica = r;
                         agent.set_health(now, crate::host::sys::read_health(maintenance), replica, 0);
                     }
+                    HostReply::Replica(_) => {}
                 }
             }
             _ = health_tick.tick() => {
