@@ -16,6 +16,8 @@ APT_PACKAGES=(
   # the lab rack: namespaces, VIP, ARP, packet loss, real MooseFS
   iproute2 nftables arping procps psmisc util-linux
   moosefs-master moosefs-chunkserver moosefs-client moosefs-metalogger moosefs-cli
+  # the baseline the failover benchmark compares against (`mooseherd lab baseline up`)
+  keepalived
 )
 
 need_root() {

@@ -157,22 +157,54 @@ enum LabCommand {
         #[arg(last = true, required = true)]
         cmd: Vec<String>,
     },
-    /// Run a failover drill with a writer, a verifier and a split-brain monitor.
+    /// Run a failover drill on the lab's leader, with a writer (numbered fsync'd files through
+    /// pi4's mfsmount), a verifier, a split-brain monitor and a timeline. Works on either lab
+    /// (`lab up` or `lab baseline up`).
+    ///
+    /// kill-leader: SIGKILL every process of the leader's node. crash-mfsmaster: SIGKILL its
+    /// mfsmaster only. freeze-leader: SIGSTOP the agent (or keepalived) and mfsmaster for 8 s.
+    /// partition-leader: its switch port leaves the bridge for 10 s (link stays up).
+    /// flap: its link goes down 2 s / up 2 s, 4 times. lossy: 20 % of the packets leaving every
+    /// node dropped for 20 s (must cause no failover). starve: the agent (or keepalived) gets 3 %
+    /// of a CPU for 20 s (no false failover). switchover: `mooseherd switchover` (or stopping
+    /// keepalived on the master).
+    ///
+    /// Exit status 1 when a write was lost, the rack had split-brain time, no write came within
+    /// 90 s, or a drill without a node failure failed over.
     Drill {
-        /// `kill-leader`: SIGKILL the leader's agent and daemons.
-        #[arg(value_parser = ["kill-leader"])]
+        #[arg(value_parser = clap::builder::PossibleValuesParser::new(mooseherd::lab::drill::DRILLS))]
         name: String,
-        /// Print one JSON object: drill, first_write_ms, lost, split_brain_s, timeline.
+        /// Print one JSON object: drill, first_write_ms, max_gap_ms, lost, split_brain_s, failovers, timeline.
         #[arg(long)]
         json: bool,
+        /// Also draw the timeline (VIP, masters, write latency) as an SVG picture here.
+        #[arg(long)]
+        chart: Option<PathBuf>,
         #[arg(long, default_value = mooseherd::lab::DEFAULT_DIR)]
         dir: PathBuf,
     },
+    /// The keepalived recipe mooseherd is measured against, on the same lab.
+    #[command(subcommand)]
+    Baseline(BaselineCommand),
     /// Stop everything the lab started and delete its namespaces and files.
     Down {
         /// Keep the lab directory (logs, data).
         #[arg(long)]
         keep: bool,
+        #[arg(long, default_value = mooseherd::lab::DEFAULT_DIR)]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BaselineCommand {
+    /// A lab rack run by keepalived instead of mooseherd: keepalived 2.2 on pi1 and pi2
+    /// (default VRRP timers, nopreempt, a vrrp_script checking mfsmaster) whose notify scripts
+    /// start or stop mfsmaster on the shared directory; chunkservers on pi1-pi3 and mfsmount on
+    /// pi3-pi5 pointed at the VIP. `lab status`, `lab drill` and `lab down` work on it.
+    Up {
+        #[arg(long, default_value_t = 5)]
+        nodes: usize,
         #[arg(long, default_value = mooseherd::lab::DEFAULT_DIR)]
         dir: PathBuf,
     },
@@ -205,6 +237,39 @@ enum BenchCommand {
     /// mooseherd and qemu-aarch64-static exist), and the binary's size. Goals: RSS <= 15 MB,
     /// CPU <= 0.2 % of a core, binary <= 10 MB.
     Footprint(FootprintBenchArgs),
+    /// Failover drills on the lab rack (network namespaces, real MooseFS), against mooseherd
+    /// and against the keepalived baseline in the same run: time to the first acknowledged
+    /// write p50/p99, writes lost, split-brain seconds, false failovers; one timeline chart
+    /// (SVG) per system and drill. Root; replaces any lab at --dir. Takes long: about
+    /// 20-90 s per run.
+    Failover(FailoverBenchArgs),
+}
+
+#[derive(Debug, Args)]
+struct FailoverBenchArgs {
+    /// Runs of each drill on each system.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Runs of kill-leader and partition-leader (default: --runs).
+    #[arg(long)]
+    runs_leader_lost: Option<usize>,
+    /// Drills to run, comma-separated (default: all).
+    #[arg(long, value_delimiter = ',', default_values_t = mooseherd::lab::drill::DRILLS.iter().map(|d| d.to_string()))]
+    drills: Vec<String>,
+    /// Systems, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = ["mooseherd".to_string(), "keepalived".to_string()])]
+    systems: Vec<String>,
+    /// Directory for the timeline charts (failover-SYSTEM-DRILL.svg).
+    #[arg(long, default_value = "target/bench")]
+    charts: PathBuf,
+    /// Print the JSON report instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Also write the JSON report to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[arg(long, default_value = mooseherd::lab::DEFAULT_DIR)]
+    dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -558,6 +623,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Lab(cmd) => lab(cmd),
+        Command::Bench(BenchCommand::Failover(a)) => {
+            use mooseherd::bench::failover::{FailoverOptions, failover, table};
+            if a.runs == 0 || a.runs > 1000 {
+                anyhow::bail!("--runs {}: give 1 to 1000", a.runs);
+            }
+            let report = failover(&FailoverOptions {
+                dir: a.dir.clone(),
+                runs: a.runs,
+                runs_leader_lost: a.runs_leader_lost,
+                drills: a.drills.clone(),
+                systems: a.systems.clone(),
+                charts: Some(a.charts.clone()),
+            })?;
+            emit_report(&report, a.out.as_deref(), a.json, || {
+                print!("{}", table(&report))
+            })
+        }
         Command::Agent(args) => {
             mooseherd::runtime::run(mooseherd::runtime::AgentOptions {
                 config: cli.config,
@@ -1343,6 +1425,16 @@ fn lab(cmd: LabCommand) -> anyhow::Result<ExitCode> {
                 nodes,
                 replication,
                 host,
+                system: lab::SYSTEM_MOOSEHERD.into(),
+            })?;
+        }
+        LabCommand::Baseline(BaselineCommand::Up { nodes, dir }) => {
+            lab::up(&lab::UpOptions {
+                dir,
+                nodes,
+                replication: "shared-dir".into(),
+                host: "linux".into(),
+                system: lab::SYSTEM_KEEPALIVED.into(),
             })?;
         }
         LabCommand::Status { dir } => lab::print_status(&dir)?,
@@ -1356,17 +1448,31 @@ fn lab(cmd: LabCommand) -> anyhow::Result<ExitCode> {
             let code = lab::exec(&node, &cmd)?;
             return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
         }
-        LabCommand::Drill { name, json, dir } => {
+        LabCommand::Drill {
+            name,
+            json,
+            chart,
+            dir,
+        } => {
             let r = lab::drill::run(&dir, &name)?;
+            if let Some(p) = &chart {
+                std::fs::write(p, lab::chart::render(&r))
+                    .with_context(|| format!("writing {}", p.display()))?;
+            }
             if json {
                 println!("{}", serde_json::to_string(&r)?);
             } else {
                 lab::drill::print(&r);
             }
-            if r.lost > 0 || r.split_brain_s > 0.0 || r.first_write_ms.is_none() {
+            if r.lost > 0
+                || r.split_brain_s > 0.0
+                || r.first_write_ms.is_none()
+                || r.false_failovers > 0
+            {
                 return Ok(ExitCode::FAILURE);
             }
         }
+
         LabCommand::Down { keep, dir } => lab::down(&dir, keep)?,
     }
     Ok(ExitCode::SUCCESS)

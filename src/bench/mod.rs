@@ -9,6 +9,7 @@
 //! - [`footprint`]: the exception, a measurement of this machine: RSS and CPU of idle real agents,
 //!   and the binary's size.
 
+pub mod failover;
 pub mod footprint;
 pub mod gossip;
 pub mod provision;

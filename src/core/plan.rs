@@ -238,10 +238,14 @@ pub fn next_actions(
             let mut a = Vec::new();
             if let Some(valid_s) = vip_lifetime(now, lease_end) {
                 let target = now + Duration::from_secs(u64::from(valid_s));
-                // Refresh when the kernel deadline would otherwise fall half a second short.
+                // Refresh whenever the deadline moves a quarter second or more: at every lease
+                // renewal (each 3/4 s with the default lease), so the kernel's whole-second
+                // lifetime never runs out between two renewals (it did with a half-second rule:
+                // the VIP vanished for ~0.1 s now and then, seen by the lab's monitor).
                 let stale = obs
                     .vip_until
-                    .is_none_or(|u| u + Duration::from_millis(500) < target);
+                    .is_none_or(|u| u + Duration::from_millis(250) < target);
+
                 if !vip_live || stale {
                     a.push(Action::VipUp {
                         epoch,

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, bail};
 use serde::Serialize;
 
-use super::{LabState, has_vip, kill_node, leader, load, net, start_agent, wait_healthy};
+use super::{LabState, faults, kill_node, load, net};
 
 /// The mfsmaster port clients and chunkservers connect to.
 const MASTER_CLIENT_PORT: u16 = 9421;
@@ -34,28 +34,14 @@ pub struct Mark {
     pub what: String,
 }
 
-/// What `mooseherd lab drill --json` prints.
-#[derive(Debug, Clone, Serialize)]
-pub struct DrillReport {
-    pub drill: String,
-    /// From the fault to the first acknowledged write after it.
-    pub first_write_ms: Option<u64>,
-    /// Acknowledged records missing when read back.
-    pub lost: u64,
-    /// Seconds during which two namespaces had the VIP or two mfsmasters accepted connections.
-    pub split_brain_s: f64,
-    pub acknowledged: u64,
-    pub leader_before: String,
-    pub leader_after: Option<String>,
-    pub timeline: Vec<Mark>,
-}
-
 /// Shared between the writer thread and the drill.
 #[derive(Default)]
 struct WriterLog {
     /// Acknowledged records: sequence number, when the write started, when fsync returned.
     acked: Vec<(u64, Instant, Instant)>,
     errors: u64,
+    /// When each failed write started.
+    failed: Vec<Instant>,
 }
 
 fn writer(dir: PathBuf, stop: Arc<AtomicBool>, log: Arc<Mutex<WriterLog>>) {
@@ -82,6 +68,7 @@ fn writer(dir: PathBuf, stop: Arc<AtomicBool>, log: Arc<Mutex<WriterLog>>) {
             } else {
                 // Not acknowledged: it does not count, whether it landed or not.
                 l.errors += 1;
+                l.failed.push(started);
             }
         }
         seq += 1;
@@ -89,37 +76,139 @@ fn writer(dir: PathBuf, stop: Arc<AtomicBool>, log: Arc<Mutex<WriterLog>>) {
     }
 }
 
-/// Split-brain monitor: runs in the switch namespace (it can reach every node).
-fn monitor(names: Vec<String>, stop: Arc<AtomicBool>, split: Arc<Mutex<Duration>>) {
-    let Ok(ns) = std::fs::File::open(format!("/run/netns/{}", net::SWITCH_NS)) else {
-        return;
+/// One look of the monitor at the rack: bit `i` set when node `i` has the VIP configured, or
+/// runs an mfsmaster that is not stopped and accepts connections (tried inside its namespace,
+/// so a partitioned node is seen too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Sample {
+    /// Milliseconds after the fault (negative before it).
+    pub at_ms: i64,
+    pub vip: u32,
+    pub masters: u32,
+}
+
+/// The mfsmasters of the machine that are not stopped: their network namespace inodes.
+fn running_masters() -> Vec<u64> {
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Vec::new();
     };
-    if nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).is_err() {
-        return;
-    }
-    let tick = Duration::from_millis(50);
+    rd.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim() == "mfsmaster")
+        })
+        .filter(|pid| faults::proc_state(*pid).is_some_and(|s| !matches!(s, 'T' | 't' | 'Z' | 'X')))
+        .filter_map(faults::proc_netns)
+        .collect()
+}
+
+/// Split-brain monitor: every 100 ms, which nodes have the VIP and which run a master that
+/// accepts connections. Runs on its own thread, which it moves between the nodes' namespaces.
+fn monitor(
+    names: Vec<String>,
+    stop: Arc<AtomicBool>,
+    samples: Arc<Mutex<Vec<(Instant, u32, u32)>>>,
+) {
+    let nodes: Vec<(Option<std::fs::File>, Option<u64>)> = names
+        .iter()
+        .map(|n| {
+            (
+                std::fs::File::open(format!("/run/netns/{}", net::ns(n))).ok(),
+                faults::netns_inode(n),
+            )
+        })
+        .collect();
+    let vip = std::net::IpAddr::V4(net::vip());
+    let tick = Duration::from_millis(100);
     while !stop.load(Ordering::Relaxed) {
         let t0 = Instant::now();
-        let vips = names.iter().filter(|n| has_vip(n)).count();
-        let masters = (0..names.len())
-            .filter(|i| {
-                TcpStream::connect_timeout(
-                    &SocketAddr::from((net::node_addr(*i), MASTER_CLIENT_PORT)),
-                    Duration::from_millis(30),
+        let masters = running_masters();
+        let (mut vips, mut writable) = (0u32, 0u32);
+        for (i, (file, inode)) in nodes.iter().enumerate() {
+            let Some(f) = file else { continue };
+            if nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).is_err() {
+                continue;
+            }
+            let has_vip = nix::ifaddrs::getifaddrs().is_ok_and(|mut a| {
+                a.any(|ifa| {
+                    ifa.address
+                        .and_then(|s| s.as_sockaddr_in().map(|x| std::net::IpAddr::V4(x.ip())))
+                        == Some(vip)
+                })
+            });
+            if has_vip {
+                vips |= 1 << i;
+            }
+            if inode.is_some_and(|ino| masters.contains(&ino))
+                && TcpStream::connect_timeout(
+                    &SocketAddr::from((net::node_addr(i), MASTER_CLIENT_PORT)),
+                    Duration::from_millis(50),
                 )
                 .is_ok()
-            })
-            .count();
-        let spent = t0.elapsed().max(tick);
-        if (vips > 1 || masters > 1)
-            && let Ok(mut s) = split.lock()
-        {
-            *s += spent;
+            {
+                writable |= 1 << i;
+            }
+        }
+        if let Ok(mut s) = samples.lock() {
+            s.push((t0, vips, writable));
         }
         if let Some(rest) = tick.checked_sub(t0.elapsed()) {
             std::thread::sleep(rest);
         }
     }
+}
+
+/// Seconds during which `pred` held, from consecutive samples.
+fn time_where(samples: &[Sample], pred: impl Fn(&Sample) -> bool) -> f64 {
+    samples
+        .windows(2)
+        .filter(|w| pred(&w[0]))
+        .map(|w| (w[1].at_ms - w[0].at_ms) as f64 / 1000.0)
+        .sum::<f64>()
+        // An empty float sum is -0.0.
+        + 0.0
+}
+
+/// How many times the master moved: the sole writable master became another node.
+fn failovers(samples: &[Sample]) -> u32 {
+    let mut last: Option<u32> = None;
+    let mut moves = 0;
+    for s in samples {
+        if s.masters.count_ones() == 1 {
+            if last.is_some_and(|l| l != s.masters) {
+                moves += 1;
+            }
+            last = Some(s.masters);
+        }
+    }
+    moves
+}
+
+/// Timeline lines from the monitor: VIP and writable master appearing or going, per node.
+fn sample_marks(samples: &[Sample], names: &[String]) -> Vec<Mark> {
+    let mut marks = Vec::new();
+    for w in samples.windows(2) {
+        for (i, n) in names.iter().enumerate() {
+            let bit = 1u32 << i;
+            for (before, after, what) in [
+                (w[0].vip, w[1].vip, "VIP"),
+                (w[0].masters, w[1].masters, "mfsmaster accepting"),
+            ] {
+                if before & bit != after & bit {
+                    marks.push(Mark {
+                        at_ms: w[1].at_ms,
+                        node: n.clone(),
+                        what: format!(
+                            "{} {what} (monitor)",
+                            if after & bit != 0 { "+" } else { "-" }
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    marks
 }
 
 /// Seconds since the Unix epoch of an RFC 3339 UTC timestamp as tracing writes it
@@ -199,14 +288,308 @@ fn wall_now() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
+/// The drills, in the order `bench failover` runs them.
+pub const DRILLS: &[&str] = &[
+    "kill-leader",
+    "crash-mfsmaster",
+    "freeze-leader",
+    "partition-leader",
+    "flap",
+    "lossy",
+    "starve",
+    "switchover",
+];
+
+/// How long the freeze lasts: more than twice the lab's 3 s lease.
+const FREEZE: Duration = Duration::from_secs(8);
+/// How long the leader stays cut off.
+const PARTITION: Duration = Duration::from_secs(10);
+/// Flap: the leader's link goes down for FLAP_DOWN and up for FLAP_UP, FLAP_CYCLES times.
+const FLAP_DOWN: Duration = Duration::from_secs(2);
+const FLAP_UP: Duration = Duration::from_secs(2);
+const FLAP_CYCLES: u32 = 4;
+/// Lossy: this share of the packets leaving every node is dropped, for LOSSY_FOR.
+const LOSS_PERCENT: u8 = 20;
+const LOSSY_FOR: Duration = Duration::from_secs(20);
+/// Starve: the leader's agent (or keepalived) gets this % of one CPU for STARVE_FOR.
+const STARVE_PERCENT: u32 = 3;
+const STARVE_FOR: Duration = Duration::from_secs(20);
+/// After the fault ends: writes go on this long before the drill stops.
+const SETTLE: Duration = Duration::from_secs(3);
+/// No acknowledged write this long after the fault: the drill gives up waiting.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Drills in which no node fails: any failover in them is a false one.
+pub fn expects_no_failover(drill: &str) -> bool {
+    matches!(drill, "lossy" | "starve")
+}
+
+/// Drills whose figure is the longest pause in the writes (the fault lasts a while), not the
+/// time to the first write after one event.
+pub fn measures_pause(drill: &str) -> bool {
+    matches!(drill, "flap" | "lossy" | "starve")
+}
+
+/// The processes of `system` that decide on a node: the agent, or keepalived.
+fn deciders(system: &str) -> &'static [&'static str] {
+    if system == super::SYSTEM_KEEPALIVED {
+        &["keepalived"]
+    } else {
+        &["mooseherd"]
+    }
+}
+
+/// What `mooseherd lab drill --json` prints (and `bench failover` collects).
+#[derive(Debug, Clone, Serialize)]
+pub struct DrillReport {
+    pub drill: String,
+    /// `mooseherd` or `keepalived`.
+    pub system: String,
+    /// From the fault to the first acknowledged write that started after it.
+    pub first_write_ms: Option<u64>,
+    /// The longest time without an acknowledged write, from a second before the fault on.
+    pub max_gap_ms: u64,
+    /// Acknowledged records missing when read back.
+    pub lost: u64,
+    /// Seconds with the VIP on two nodes or two mfsmasters accepting connections.
+    pub split_brain_s: f64,
+    /// Of which: the VIP configured on two nodes.
+    pub vip_on_two_s: f64,
+    /// Of which: two mfsmasters running and accepting connections.
+    pub masters_on_two_s: f64,
+    /// Times the master moved to another node.
+    pub failovers: u32,
+    /// Failovers in a drill where no node failed (`lossy`, `starve`).
+    pub false_failovers: u32,
+    pub acknowledged: u64,
+    pub write_errors: u64,
+    pub leader_before: String,
+    pub leader_after: Option<String>,
+    /// How long the fault lasted (0 for a kill).
+    pub fault_ms: u64,
+    pub timeline: Vec<Mark>,
+    /// The monitor's samples and every write, for the chart.
+    #[serde(skip)]
+    pub samples: Vec<Sample>,
+    #[serde(skip)]
+    pub writes: Vec<WritePoint>,
+    #[serde(skip)]
+    pub nodes: Vec<String>,
+}
+
+/// One write, for the chart: when it started (ms after the fault) and how long it took; `None`
+/// when it failed.
+#[derive(Debug, Clone, Copy)]
+pub struct WritePoint {
+    pub at_ms: i64,
+    pub took_ms: Option<u64>,
+}
+
+/// Stops the writer and the monitor when the drill ends, however it ends.
+struct Running {
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Running {
+    fn finish(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// Asks node `name`'s agent for a switchover.
+fn agent_switchover(dir: &Path, name: &str) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let path = dir.join(name).join("control.sock");
+    let r = rt.block_on(crate::runtime::control::call(
+        &path,
+        &crate::runtime::control::Request::Switchover { to: None },
+    ))?;
+    if !r.ok {
+        bail!(
+            "switchover refused: {}",
+            r.error.unwrap_or_else(|| "no reason given".into())
+        );
+    }
+    Ok(())
+}
+
+/// Waits until every process in `procs` is gone (at most 5 s).
+fn wait_dead(procs: &[faults::Proc]) {
+    let t0 = Instant::now();
+    while procs.iter().any(|p| alive(p.pid)) && t0.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// What a drill did, for the timeline and the restore step.
+struct Fault {
+    /// The first line of the timeline.
+    what: String,
+    /// When the fault took effect.
+    at: Instant,
+    /// When it was healed (for faults that last).
+    healed: Option<Instant>,
+    /// The old leader must be started again (its processes were killed or stopped for good).
+    restart: bool,
+    /// The baseline's old master must get its keepalived back (switchover stopped it).
+    restart_keepalived: bool,
+}
+
+/// Injects drill `name` on the leader `leader` (node index `li`) and holds it; returns when the
+/// fault is over (healed, or a kill done).
+fn inject(
+    dir: &Path,
+    state: &LabState,
+    name: &str,
+    leader: &str,
+    li: usize,
+) -> anyhow::Result<Fault> {
+    let system = state.system.as_str();
+    let mut f = Fault {
+        what: String::new(),
+        at: Instant::now(),
+        healed: None,
+        restart: false,
+        restart_keepalived: false,
+    };
+    match name {
+        "kill-leader" => {
+            let pids = kill_node(leader);
+            // The fault counts from when every killed process is dead: a write that started
+            // while the signals were on their way could still be acknowledged by the old master.
+            let t0 = Instant::now();
+            while pids.iter().any(|p| alive(*p)) && t0.elapsed() < Duration::from_secs(5) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            f.at = Instant::now();
+            f.what = "killed (every process of the node, SIGKILL)".into();
+            f.restart = true;
+        }
+        "crash-mfsmaster" => {
+            let masters = faults::procs(leader, &["mfsmaster"]);
+            if masters.is_empty() {
+                bail!("{leader} runs no mfsmaster to crash");
+            }
+            faults::signal(&masters, nix::sys::signal::Signal::SIGKILL);
+            wait_dead(&masters);
+            f.at = Instant::now();
+            f.what = "mfsmaster killed (SIGKILL)".into();
+        }
+        "freeze-leader" => {
+            let mut comms = deciders(system).to_vec();
+            comms.push("mfsmaster");
+            let frozen = faults::Frozen::start(faults::procs(leader, &comms));
+            f.at = Instant::now();
+            f.what = format!(
+                "{} and mfsmaster frozen (SIGSTOP) for {} s",
+                deciders(system)[0],
+                FREEZE.as_secs()
+            );
+            std::thread::sleep(FREEZE);
+            drop(frozen);
+            f.healed = Some(Instant::now());
+        }
+        "partition-leader" => {
+            let cut = faults::Partition::start(li)?;
+            f.at = Instant::now();
+            f.what = format!(
+                "cut off (port off the switch, link up) for {} s",
+                PARTITION.as_secs()
+            );
+            std::thread::sleep(PARTITION);
+            drop(cut);
+            f.healed = Some(Instant::now());
+        }
+        "flap" => {
+            let _up = faults::LinkGuard(li);
+            f.what = format!(
+                "link down {} s / up {} s, {FLAP_CYCLES} times",
+                FLAP_DOWN.as_secs(),
+                FLAP_UP.as_secs()
+            );
+            for c in 0..FLAP_CYCLES {
+                faults::set_link(li, false)?;
+                if c == 0 {
+                    f.at = Instant::now();
+                }
+                std::thread::sleep(FLAP_DOWN);
+                faults::set_link(li, true)?;
+                std::thread::sleep(FLAP_UP);
+            }
+            f.healed = Some(Instant::now());
+        }
+        "lossy" => {
+            let loss = faults::Loss::start(&state.nodes, LOSS_PERCENT)?;
+            f.at = Instant::now();
+            f.what = format!(
+                "{LOSS_PERCENT} % of packets dropped on every node for {} s",
+                LOSSY_FOR.as_secs()
+            );
+            std::thread::sleep(LOSSY_FOR);
+            drop(loss);
+            f.healed = Some(Instant::now());
+        }
+        "starve" => {
+            let procs = faults::procs(leader, deciders(system));
+            let starve = faults::Starve::start(&procs, STARVE_PERCENT)?;
+            f.at = Instant::now();
+            f.what = format!(
+                "{} squeezed to {STARVE_PERCENT} % of a CPU for {} s",
+                deciders(system)[0],
+                STARVE_FOR.as_secs()
+            );
+            std::thread::sleep(STARVE_FOR);
+            drop(starve);
+            f.healed = Some(Instant::now());
+        }
+        "switchover" => {
+            f.at = Instant::now();
+            if system == super::SYSTEM_KEEPALIVED {
+                // What an operator of the recipe does: stop keepalived on the master
+                // (`systemctl stop keepalived`); it sends a priority-0 advert and runs notify_stop.
+                faults::signal(
+                    &faults::procs(leader, &["keepalived"]),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
+                f.what = "keepalived stopped on the master (planned switchover)".into();
+                f.restart_keepalived = true;
+            } else {
+                agent_switchover(dir, leader)?;
+                f.what = "`mooseherd switchover` on the leader".into();
+            }
+        }
+        other => bail!("unknown drill `{other}` (available: {})", DRILLS.join(", ")),
+    }
+    Ok(f)
+}
+
 /// Runs drill `name` on the lab at `dir`.
 pub fn run(dir: &Path, name: &str) -> anyhow::Result<DrillReport> {
     super::require_root()?;
+    if !DRILLS.contains(&name) {
+        bail!("unknown drill `{name}` (available: {})", DRILLS.join(", "));
+    }
     let state: LabState = load(dir)?;
     let names = state.nodes.clone();
-    wait_healthy(dir, &names, Duration::from_secs(30))
+    super::wait_system_healthy(dir, &state, Duration::from_secs(60))
         .context("the lab rack is not healthy before the drill")?;
-    let (old_leader, _) = leader(dir, &names).context("no leader")?;
+    let old_leader = super::system_leader(dir, &state).context("no leader")?;
+    let li = names
+        .iter()
+        .position(|n| *n == old_leader)
+        .context("the leader is not a lab node")?;
     // Write through a worker that is not a master candidate (it survives the drill).
     let worker = names
         .get(3)
@@ -216,7 +599,7 @@ pub fn run(dir: &Path, name: &str) -> anyhow::Result<DrillReport> {
     let mount = dir.join(&worker).join("mnt");
     if !mount_answers(&mount, Duration::from_secs(60)) {
         bail!(
-            "{}'s MooseFS mount at {} does not accept writes within 60 s; see {}/{worker}/agent.log",
+            "{}'s MooseFS mount at {} does not accept writes within 60 s; see {}/{worker}/",
             worker,
             mount.display(),
             dir.display()
@@ -234,115 +617,192 @@ pub fn run(dir: &Path, name: &str) -> anyhow::Result<DrillReport> {
     // worse: every write chain then includes the dead chunkserver, and the client waits for its
     // timeout (first write 14 s after the kill instead of ~4 s).
     let file = drill_dir.join(format!(
-        "{name}-{}",
+        "{name}-{}-{}",
+        state.system,
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
+            .map_or(0, |d| d.as_millis())
     ));
     std::fs::create_dir_all(&file).with_context(|| format!("creating {}", file.display()))?;
     let stop = Arc::new(AtomicBool::new(false));
     let log = Arc::new(Mutex::new(WriterLog::default()));
-    let split = Arc::new(Mutex::new(Duration::ZERO));
-    let w = {
+    let raw_samples = Arc::new(Mutex::new(Vec::new()));
+    let mut running = Running {
+        stop: Arc::clone(&stop),
+        threads: Vec::new(),
+    };
+    {
         let (f, s, l) = (file.clone(), Arc::clone(&stop), Arc::clone(&log));
-        std::thread::spawn(move || writer(f, s, l))
-    };
-    let m = {
-        let (n, s, sp) = (names.clone(), Arc::clone(&stop), Arc::clone(&split));
-        std::thread::spawn(move || monitor(n, s, sp))
-    };
+        running
+            .threads
+            .push(std::thread::spawn(move || writer(f, s, l)));
+        let (n, s, sp) = (names.clone(), Arc::clone(&stop), Arc::clone(&raw_samples));
+        running
+            .threads
+            .push(std::thread::spawn(move || monitor(n, s, sp)));
+    }
     // Steady writes first.
     let warm = Instant::now();
-    while log.lock().map(|l| l.acked.len()).unwrap_or(0) < 20
-        && warm.elapsed() < Duration::from_secs(20)
-    {
+    let acked = |log: &Mutex<WriterLog>| log.lock().map(|l| l.acked.len()).unwrap_or(0);
+    while acked(&log) < 20 && warm.elapsed() < Duration::from_secs(20) {
         std::thread::sleep(Duration::from_millis(50));
     }
-    if log.lock().map(|l| l.acked.len()).unwrap_or(0) < 20 {
-        stop.store(true, Ordering::Relaxed);
-        let _ = w.join();
-        let _ = m.join();
+    if acked(&log) < 20 {
         bail!(
             "the writer could not write to {} before the drill",
             file.display()
         );
     }
-    match name {
-        "kill-leader" => {
-            let pids = kill_node(&old_leader);
-            // The fault counts from when every killed process is dead: a write that started
-            // while the signals were on their way could still be acknowledged by the old master.
-            let t0 = Instant::now();
-            while pids.iter().any(|p| alive(*p)) && t0.elapsed() < Duration::from_secs(5) {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-        }
-        other => bail!("unknown drill `{other}` (available: kill-leader)"),
-    }
-    let fault_at = Instant::now();
-    let fault_wall = wall_now();
+    let fault = inject(dir, &state, name, &old_leader, li)?;
+    let fault_at = fault.at;
+    let fault_wall = wall_now() - fault_at.elapsed().as_secs_f64();
     // Wait for the first acknowledged write after the fault, then a few more seconds of writes.
-    let first = loop {
-        let first = log.lock().ok().and_then(|l| {
+    let first_after = |log: &Mutex<WriterLog>| {
+        log.lock().ok().and_then(|l| {
             l.acked
                 .iter()
                 .find(|(_, started, _)| *started > fault_at)
                 .map(|(_, _, acked)| acked.duration_since(fault_at))
-        });
-        if first.is_some() || fault_at.elapsed() > Duration::from_secs(90) {
-            break first;
-        }
-        std::thread::sleep(Duration::from_millis(20));
+        })
     };
-    std::thread::sleep(Duration::from_secs(3));
-    stop.store(true, Ordering::Relaxed);
-    let _ = w.join();
-    let _ = m.join();
-    let new_leader = leader(dir, &names).map(|l| l.0);
+    while first_after(&log).is_none() && fault_at.elapsed() < WRITE_TIMEOUT {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(SETTLE);
+    let end = Instant::now();
+    running.finish();
+    let first = first_after(&log);
+    let new_leader = super::system_leader(dir, &state);
     // Verify: every acknowledged record is in the file.
-    let acked: Vec<u64> = log
+    let (acked_list, write_errors, attempts) = log
         .lock()
-        .map(|l| l.acked.iter().map(|(s, _, _)| *s).collect())
+        .map(|l| (l.acked.clone(), l.errors, l.failed.clone()))
         .unwrap_or_default();
-    let present: BTreeSet<u64> = acked
+    let present: BTreeSet<u64> = acked_list
         .iter()
-        .copied()
+        .map(|(s, _, _)| *s)
         .filter(|seq| {
             std::fs::read_to_string(file.join(format!("rec-{seq:08}")))
                 .is_ok_and(|t| t.trim() == seq.to_string())
         })
         .collect();
-    let lost = acked.iter().filter(|s| !present.contains(s)).count() as u64;
-    // Bring the killed node back for the next drill.
-    if let Ok(pid) = start_agent(dir, &old_leader, "linux") {
-        let mut st = state.clone();
-        st.agents.insert(old_leader.clone(), pid);
-        let _ = std::fs::write(super::lab_file(dir), serde_json::to_string_pretty(&st)?);
+    let lost = acked_list
+        .iter()
+        .filter(|(s, _, _)| !present.contains(s))
+        .count() as u64;
+    // Bring back what the drill took away, for the next drill.
+    if fault.restart {
+        super::restart_node(dir, &old_leader)
+            .with_context(|| format!("starting {old_leader} again"))?;
     }
+    if fault.restart_keepalived {
+        super::baseline::start_keepalived(dir, &old_leader)?;
+    }
+    let rel = |t: Instant| -> i64 {
+        if t >= fault_at {
+            t.duration_since(fault_at).as_millis() as i64
+        } else {
+            -(fault_at.duration_since(t).as_millis() as i64)
+        }
+    };
+    let samples: Vec<Sample> = raw_samples
+        .lock()
+        .map(|s| {
+            s.iter()
+                .map(|(t, vip, masters)| Sample {
+                    at_ms: rel(*t),
+                    vip: *vip,
+                    masters: *masters,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut writes: Vec<WritePoint> = acked_list
+        .iter()
+        .map(|(_, s, a)| WritePoint {
+            at_ms: rel(*s),
+            took_ms: Some(a.duration_since(*s).as_millis() as u64),
+        })
+        .chain(attempts.iter().map(|s| WritePoint {
+            at_ms: rel(*s),
+            took_ms: None,
+        }))
+        .collect();
+    writes.sort_by_key(|w| w.at_ms);
+    // The longest time without an acknowledgement, from a second before the fault to the end.
+    let from = fault_at
+        .checked_sub(Duration::from_secs(1))
+        .unwrap_or(fault_at);
+    let mut acks: Vec<Instant> = acked_list
+        .iter()
+        .map(|(_, _, a)| *a)
+        .filter(|a| *a >= from)
+        .collect();
+    acks.sort();
+    let mut max_gap = Duration::ZERO;
+    let mut prev = from;
+    for a in acks.iter().chain(std::iter::once(&end)) {
+        max_gap = max_gap.max(a.duration_since(prev));
+        prev = *a;
+    }
+    let window: Vec<Sample> = samples
+        .iter()
+        .copied()
+        .filter(|s| s.at_ms >= -1000)
+        .collect();
+    let vip_two = time_where(&window, |s| s.vip.count_ones() > 1);
+    let masters_two = time_where(&window, |s| s.masters.count_ones() > 1);
+    let split = time_where(&window, |s| {
+        s.vip.count_ones() > 1 || s.masters.count_ones() > 1
+    });
+    let moves = failovers(&window);
     let mut tl = vec![Mark {
         at_ms: 0,
         node: old_leader.clone(),
-        what: "killed (agent and daemons, SIGKILL)".into(),
+        what: fault.what.clone(),
     }];
-    tl.extend(timeline(dir, &names, &old_leader, fault_wall));
+    if let Some(h) = fault.healed {
+        tl.push(Mark {
+            at_ms: rel(h),
+            node: old_leader.clone(),
+            what: "fault healed".into(),
+        });
+    }
+    if state.system != super::SYSTEM_KEEPALIVED {
+        tl.extend(timeline(dir, &names, &old_leader, fault_wall));
+    }
+    tl.extend(sample_marks(&window, &names));
     if let Some(f) = first {
         tl.push(Mark {
             at_ms: f.as_millis() as i64,
             node: worker.clone(),
             what: "first acknowledged write".into(),
         });
-        tl.sort_by_key(|m| m.at_ms);
     }
-    let split_s = split.lock().map(|d| d.as_secs_f64()).unwrap_or(0.0);
+    tl.sort_by_key(|m| m.at_ms);
+    let round2 = |x: f64| (x * 100.0).round() / 100.0;
     Ok(DrillReport {
         drill: name.to_string(),
+        system: state.system.clone(),
         first_write_ms: first.map(|d| d.as_millis() as u64),
+        max_gap_ms: max_gap.as_millis() as u64,
         lost,
-        split_brain_s: (split_s * 100.0).round() / 100.0,
-        acknowledged: acked.len() as u64,
+        split_brain_s: round2(split),
+        vip_on_two_s: round2(vip_two),
+        masters_on_two_s: round2(masters_two),
+        failovers: moves,
+        false_failovers: if expects_no_failover(name) { moves } else { 0 },
+        acknowledged: acked_list.len() as u64,
+        write_errors,
         leader_before: old_leader,
         leader_after: new_leader,
+        fault_ms: fault
+            .healed
+            .map_or(0, |h| h.duration_since(fault_at).as_millis() as u64),
         timeline: tl,
+        samples,
+        writes,
+        nodes: names,
     })
 }
 
@@ -375,8 +835,9 @@ fn mount_answers(mount: &Path, timeout: Duration) -> bool {
 /// Prints the report for a person.
 pub fn print(r: &DrillReport) {
     println!(
-        "drill {}: {} killed; new leader {}",
+        "drill {} ({}): leader {} -> {}",
         r.drill,
+        r.system,
         r.leader_before,
         r.leader_after.as_deref().unwrap_or("none")
     );
@@ -390,14 +851,28 @@ pub fn print(r: &DrillReport) {
     }
     match r.first_write_ms {
         Some(ms) => println!(
-            "first acknowledged write {:.2} s after the fault",
-            ms as f64 / 1000.0
+            "first acknowledged write {:.2} s after the fault; longest pause in the writes {:.2} s",
+            ms as f64 / 1000.0,
+            r.max_gap_ms as f64 / 1000.0
         ),
-        None => println!("no acknowledged write within 90 s of the fault"),
+        None => println!(
+            "no acknowledged write within {} s of the fault",
+            WRITE_TIMEOUT.as_secs()
+        ),
     }
     println!(
-        "acknowledged writes: {}, lost: {}, split-brain: {:.2} s",
-        r.acknowledged, r.lost, r.split_brain_s
+        "acknowledged writes: {}, lost: {}, split-brain: {:.2} s (VIP on two nodes {:.2} s, two masters {:.2} s), failovers: {}{}",
+        r.acknowledged,
+        r.lost,
+        r.split_brain_s,
+        r.vip_on_two_s,
+        r.masters_on_two_s,
+        r.failovers,
+        if expects_no_failover(&r.drill) {
+            format!(" (false: {})", r.false_failovers)
+        } else {
+            String::new()
+        }
     );
 }
 

@@ -5,7 +5,10 @@
 //! by name (`mhlab-*` namespaces, mounts under `DIR`), so `mooseherd lab down` cleans up even after
 //! the lab tool itself crashed.
 
+pub mod baseline;
+pub mod chart;
 pub mod drill;
+pub mod faults;
 pub mod net;
 
 use std::collections::BTreeMap;
@@ -28,7 +31,18 @@ pub struct LabState {
     pub replication: String,
     /// Agent PIDs by node.
     pub agents: BTreeMap<String, u32>,
+    /// What keeps the master available: `mooseherd` agents, or the `keepalived` baseline.
+    #[serde(default = "default_system")]
+    pub system: String,
 }
+
+fn default_system() -> String {
+    SYSTEM_MOOSEHERD.into()
+}
+
+/// The lab's systems: mooseherd's agents, and the keepalived recipe it is measured against.
+pub const SYSTEM_MOOSEHERD: &str = "mooseherd";
+pub const SYSTEM_KEEPALIVED: &str = "keepalived";
 
 /// Options of `lab up`.
 #[derive(Debug, Clone)]
@@ -38,6 +52,8 @@ pub struct UpOptions {
     pub replication: String,
     /// Host driver of the agents (`linux` for real MooseFS, `dry-run` to see decisions only).
     pub host: String,
+    /// [`SYSTEM_MOOSEHERD`] or [`SYSTEM_KEEPALIVED`] (the baseline; shared-dir replication).
+    pub system: String,
 }
 
 pub fn lab_file(dir: &Path) -> PathBuf {
@@ -253,6 +269,18 @@ pub fn up(o: &UpOptions) -> anyhow::Result<()> {
     if o.nodes < 3 {
         bail!("a lab rack needs at least 3 nodes (3 voters)");
     }
+    if o.system == SYSTEM_KEEPALIVED {
+        if !on_path("keepalived") {
+            bail!(
+                "the baseline needs keepalived: apt-get install keepalived (scripts/setup.sh does)"
+            );
+        }
+        if o.replication != "shared-dir" {
+            bail!(
+                "the keepalived baseline runs with shared-dir replication only (the recipe's notify scripts)"
+            );
+        }
+    }
     if lab_file(&o.dir).exists() || !net::lab_namespaces().is_empty() {
         bail!(
             "a lab already exists (at {} or as mhlab-* namespaces); run `mooseherd lab down` first",
@@ -300,6 +328,7 @@ pub fn up(o: &UpOptions) -> anyhow::Result<()> {
         nodes: names.clone(),
         replication: o.replication.clone(),
         agents: BTreeMap::new(),
+        system: o.system.clone(),
     };
     save(&o.dir, &state)?;
     net::create(&names).context("creating the lab network")?;
@@ -313,20 +342,31 @@ pub fn up(o: &UpOptions) -> anyhow::Result<()> {
         "dev",
         "br0",
     ])?;
-    for n in &names {
-        let pid = start_agent(&o.dir, n, &o.host)?;
-        state.agents.insert(n.clone(), pid);
-        save(&o.dir, &state)?;
+    if o.system == SYSTEM_KEEPALIVED {
+        baseline::start(&o.dir, &names).context("starting the keepalived baseline")?;
+        println!(
+            "lab: {} nodes in namespaces mhlab-pi1..pi{} on 10.213.0.0/24 (VIP {}): the keepalived baseline (keepalived + notify scripts on pi1, pi2; shared-dir), daemons started",
+            o.nodes,
+            o.nodes,
+            net::vip(),
+        );
+    } else {
+        for n in &names {
+            let pid = start_agent(&o.dir, n, &o.host)?;
+            state.agents.insert(n.clone(), pid);
+            save(&o.dir, &state)?;
+        }
+        println!(
+            "lab: {} nodes in namespaces mhlab-pi1..pi{} on 10.213.0.0/24 (VIP {}), replication {}, agents started",
+            o.nodes,
+            o.nodes,
+            net::vip(),
+            o.replication
+        );
     }
-    println!(
-        "lab: {} nodes in namespaces mhlab-pi1..pi{} on 10.213.0.0/24 (VIP {}), replication {}, agents started",
-        o.nodes,
-        o.nodes,
-        net::vip(),
-        o.replication
-    );
     let start = Instant::now();
-    let healthy = wait_healthy(&o.dir, &names, Duration::from_secs(60));
+    let healthy = wait_system_healthy(&o.dir, &state, Duration::from_secs(60));
+
     match healthy {
         Ok(()) => println!("lab: healthy after {:.1} s", start.elapsed().as_secs_f64()),
         Err(e) => println!(
@@ -371,9 +411,83 @@ pub fn wait_healthy(dir: &Path, names: &[String], timeout: Duration) -> anyhow::
     bail!("{last}")
 }
 
+/// Waits until the lab's system is healthy: [`wait_healthy`] for mooseherd, one keepalived
+/// master with the VIP and a running mfsmaster for the baseline.
+pub fn wait_system_healthy(dir: &Path, state: &LabState, timeout: Duration) -> anyhow::Result<()> {
+    if state.system != SYSTEM_KEEPALIVED {
+        return wait_healthy(dir, &state.nodes, timeout);
+    }
+    let start = Instant::now();
+    loop {
+        match baseline::healthy(&state.nodes) {
+            Ok(()) => return Ok(()),
+            Err(e) if start.elapsed() > timeout => bail!("{e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(250)),
+        }
+    }
+}
+
+/// The node serving as master now: the agent that reports itself leader (mooseherd), or the
+/// candidate with the VIP and a running mfsmaster (baseline).
+pub fn system_leader(dir: &Path, state: &LabState) -> Option<String> {
+    if state.system == SYSTEM_KEEPALIVED {
+        baseline::leader(&state.nodes)
+    } else {
+        leader(dir, &state.nodes).map(|l| l.0)
+    }
+}
+
+/// Starts node `name` again after a drill killed it (its agent, or the baseline's daemons).
+pub fn restart_node(dir: &Path, name: &str) -> anyhow::Result<()> {
+    let mut state = load(dir)?;
+    let i = state
+        .nodes
+        .iter()
+        .position(|n| n == name)
+        .with_context(|| format!("no node `{name}` in the lab"))?;
+    if state.system == SYSTEM_KEEPALIVED {
+        return baseline::start_node(dir, name, i);
+    }
+    let pid = start_agent(dir, name, "linux")?;
+    state.agents.insert(name.to_string(), pid);
+    save(dir, &state)
+}
+
 /// `mooseherd lab status`.
 pub fn print_status(dir: &Path) -> anyhow::Result<()> {
     let state = load(dir)?;
+    if state.system == SYSTEM_KEEPALIVED {
+        println!(
+            "{:<6} {:<11} {:<7} {:<5} MFSMASTER",
+            "NODE", "KEEPALIVED", "VRRP", "VIP"
+        );
+        for (i, n) in state.nodes.iter().enumerate() {
+            let ka = !faults::procs(n, &["keepalived"]).is_empty();
+            let vrrp = std::fs::read_to_string(baseline::ka_dir(dir, n).join("state"))
+                .map(|s| s.trim().to_string())
+                .unwrap_or_else(|_| "-".into());
+            println!(
+                "{:<6} {:<11} {:<7} {:<5} {}",
+                n,
+                if i >= 2 {
+                    "-"
+                } else if ka {
+                    "running"
+                } else {
+                    "down"
+                },
+                if i < 2 { vrrp.as_str() } else { "-" },
+                if has_vip(n) { "yes" } else { "-" },
+                if baseline::runs_master(n) {
+                    "running"
+                } else {
+                    "-"
+                },
+            );
+        }
+        return Ok(());
+    }
+
     println!(
         "{:<6} {:<9} {:<8} {:>5} {:<6} {:<5} {:<7} LEDS",
         "NODE", "AGENT", "ROLE", "EPOCH", "LEADER", "VIP", "MEMBERS"

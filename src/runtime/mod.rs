@@ -228,6 +228,10 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
     let mut unhealthy: Option<String> = None;
     // Health and host readings: often enough to notice a dead daemon or mount within a second.
     let mut health_tick = tokio::time::interval(Duration::from_secs(1));
+    // While an mfsmaster is starting, the host is read every 100 ms: the VIP goes up as soon
+    // as the master accepts connections, not at the next health tick (up to a second later).
+    let mut start_tick = tokio::time::interval(Duration::from_millis(100));
+    let mut master_starting = false;
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     let mut shutdown_at: Option<Instant> = None;
     let mut buf = vec![0u8; 2048];
@@ -394,6 +398,7 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
                         if let Some((a, t)) = action_started.take() {
                             metrics.action(&a, true, t.elapsed());
                         }
+                        master_starting = obs.master == crate::core::plan::MasterState::Starting;
                         agent.observe(now, obs);
                     }
                     HostReply::Done(Err((obs, e))) => {
@@ -402,9 +407,13 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
                         if let Some((a, t)) = action_started.take() {
                             metrics.action(&a, false, t.elapsed());
                         }
+                        master_starting = obs.master == crate::core::plan::MasterState::Starting;
                         agent.action_failed(now, obs, e);
                     }
-                    HostReply::Observed(obs) => agent.refresh(now, obs),
+                    HostReply::Observed(obs) => {
+                        master_starting = obs.master == crate::core::plan::MasterState::Starting;
+                        agent.refresh(now, obs);
+                    }
                     // The health tick passes the latest reading on every second; a change is
                     // passed on at once.
                     HostReply::Replica(r) if r != replica => {
@@ -415,7 +424,11 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
                     HostReply::Replica(_) => {}
                 }
             }
+            _ = start_tick.tick(), if master_starting => {
+                let _ = host_tx.send(HostCmd::Observe(clock.now()));
+            }
             _ = health_tick.tick() => {
+
                 let now = clock.now();
                 agent.set_health(now, crate::host::sys::read_health(maintenance), replica, 0);
                 loop_health.sent(std::time::Instant::now());
