@@ -515,6 +515,14 @@ impl Agent {
         parts.join("; ")
     }
 
+    /// The leader and epoch as this node knows them (from the lease, else from gossip).
+    pub fn leader_view(&self) -> Option<(NodeId, u64)> {
+        match self.lease.known_holder() {
+            Some((h, e, _)) => Some((h, e)),
+            None => self.gossip_leader(),
+        }
+    }
+
     /// A snapshot for `mooseherd status`.
     pub fn status(&self, now: Instant) -> AgentStatus {
         let role = if self.lease.leader_epoch(now).is_some() {

@@ -324,6 +324,11 @@ impl Host for LinuxHost {
         }
     }
 
+    fn leader_changed(&mut self, epoch: u64, down: &[std::net::IpAddr]) {
+        // Mounts, chunkservers and metaloggers all reach the master at the VIP.
+        crate::host::client_reset::after_leader_change(epoch, self.vip.addr(), 9421, down.to_vec());
+    }
+
     fn execute(&mut self, action: Action, now: Instant) -> Result<Observed, String> {
         match action {
             Action::ReplicaPrimary { epoch } => match self.backend {

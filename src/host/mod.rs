@@ -2,6 +2,7 @@
 //! daemons, mounts, replication). Each driver sits behind [`Host`], so the agent loop does not
 //! care whether it drives the real thing or records what it would do.
 
+pub mod client_reset;
 pub mod drbd;
 pub mod dry_run;
 pub mod gpio;
@@ -28,15 +29,22 @@ pub trait Host: Send {
     fn replica(&mut self) -> ReplicaState {
         ReplicaState::UpToDate
     }
+    /// A new leader was elected (epoch `epoch`; the members at `down` are seen down): this
+    /// node's mount, chunkserver or metalogger may hold a stuck connection to the old master or
+    /// to a node cut off with it ([`client_reset`]). Must return at once.
+    fn leader_changed(&mut self, _epoch: u64, _down: &[std::net::IpAddr]) {}
 }
 pub mod sys;
 
 /// A request to the host thread.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum HostCmd {
     Execute(Action, Instant),
     Observe(Instant),
     Replica,
+    /// A new leader is known, at this epoch; the addresses of the members seen down now. No
+    /// reply.
+    LeaderChanged(u64, Vec<std::net::IpAddr>),
 }
 
 /// The host thread's answer.
@@ -69,6 +77,10 @@ pub fn spawn(
                     }
                     HostCmd::Observe(now) => HostReply::Observed(host.observe(now)),
                     HostCmd::Replica => HostReply::Replica(host.replica()),
+                    HostCmd::LeaderChanged(epoch, down) => {
+                        host.leader_changed(epoch, &down);
+                        continue;
+                    }
                 };
                 if reply_tx.send(reply).is_err() {
                     break;

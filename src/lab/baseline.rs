@@ -245,8 +245,12 @@ pub fn start_node(dir: &Path, name: &str, i: usize) -> anyhow::Result<()> {
 /// `keepalived.service` runs it).
 pub fn start_keepalived(dir: &Path, name: &str) -> anyhow::Result<()> {
     let ka = ka_dir(dir, name);
-    // A killed keepalived leaves its state file saying MASTER: start as a new node would.
-    let _ = std::fs::remove_file(ka.join("state"));
+    // A killed keepalived leaves its state file saying MASTER, and PID files that make the new
+    // one refuse to start ("daemon is already running") while the old PIDs linger as zombies:
+    // start as after a reboot (/run is empty then).
+    for f in ["state", "keepalived.pid", "vrrp.pid", "checkers.pid"] {
+        let _ = std::fs::remove_file(ka.join(f));
+    }
     let p = |f: &str| ka.join(f).display().to_string();
     spawn_in(
         name,

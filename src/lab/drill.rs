@@ -314,6 +314,9 @@ const LOSSY_FOR: Duration = Duration::from_secs(20);
 /// Starve: the leader's agent (or keepalived) gets this % of one CPU for STARVE_FOR.
 const STARVE_PERCENT: u32 = 3;
 const STARVE_FOR: Duration = Duration::from_secs(20);
+/// A write in flight at the fault and acknowledged later than this after it counts as the
+/// first write after the fault.
+const IN_FLIGHT_GRACE: Duration = Duration::from_millis(250);
 /// After the fault ends: writes go on this long before the drill stops.
 const SETTLE: Duration = Duration::from_secs(3);
 /// No acknowledged write this long after the fault: the drill gives up waiting.
@@ -324,10 +327,11 @@ pub fn expects_no_failover(drill: &str) -> bool {
     matches!(drill, "lossy" | "starve")
 }
 
-/// Drills whose figure is the longest pause in the writes (the fault lasts a while), not the
-/// time to the first write after one event.
+/// Drills whose figure is the longest pause in the writes, not the time to the first write
+/// after one event: the faults that last a while, and the switchover (the old master serves
+/// until it hands over, so the pause is what a client feels).
 pub fn measures_pause(drill: &str) -> bool {
-    matches!(drill, "flap" | "lossy" | "starve")
+    matches!(drill, "flap" | "lossy" | "starve" | "switchover")
 }
 
 /// The processes of `system` that decide on a node: the agent, or keepalived.
@@ -657,11 +661,16 @@ pub fn run(dir: &Path, name: &str) -> anyhow::Result<DrillReport> {
     let fault_at = fault.at;
     let fault_wall = wall_now() - fault_at.elapsed().as_secs_f64();
     // Wait for the first acknowledged write after the fault, then a few more seconds of writes.
+    // A write in flight at the fault counts when it is acknowledged more than IN_FLIGHT_GRACE
+    // after it (the old master can no longer have answered it); one acknowledged sooner may be
+    // the old master's last answer still on its way.
     let first_after = |log: &Mutex<WriterLog>| {
         log.lock().ok().and_then(|l| {
             l.acked
                 .iter()
-                .find(|(_, started, _)| *started > fault_at)
+                .find(|(_, started, acked)| {
+                    *started > fault_at || acked.duration_since(fault_at) > IN_FLIGHT_GRACE
+                })
                 .map(|(_, _, acked)| acked.duration_since(fault_at))
         })
     };

@@ -232,6 +232,10 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
     // as the master accepts connections, not at the next health tick (up to a second later).
     let mut start_tick = tokio::time::interval(Duration::from_millis(100));
     let mut master_starting = false;
+    // A new leader (after the first one this agent learns of) is passed to the host: a
+    // worker resets its mount's connection to the old master if it is stuck.
+    let mut leader_seen = agent.leader_view();
+
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     let mut shutdown_at: Option<Instant> = None;
     let mut buf = vec![0u8; 2048];
@@ -258,6 +262,21 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
                 }
                 Err(e) => warn!("cannot seal a message for {}: {e}", name_of(t.to)),
             }
+        }
+        let view = agent.leader_view();
+        if view.map(|v| v.1) > leader_seen.map(|v| v.1) {
+            if let (Some(_), Some((l, epoch))) = (leader_seen, view) {
+                let down: Vec<std::net::IpAddr> = agent
+                    .status(now)
+                    .members
+                    .iter()
+                    .filter(|m| m.state != "alive")
+                    .filter_map(|m| addrs.get(&m.id).map(|a| a.ip()))
+                    .collect();
+                debug!(epoch, "new leader {}; members down: {down:?}", name_of(l));
+                let _ = host_tx.send(HostCmd::LeaderChanged(epoch, down));
+            }
+            leader_seen = view;
         }
         if !host_busy && let Some(action) = agent.poll_action() {
             info!(
