@@ -1,6 +1,8 @@
-//! The lab rack with real MooseFS in network namespaces: comes up healthy; a killed leader is
-//! replaced with no acknowledged write lost and no split brain; a killed worker mount is
-//! remounted; a killed chunkserver is restarted. Needs root and the MooseFS packages
+//! The lab rack with real MooseFS in network namespaces: comes up healthy; the button switches
+//! the master over; every failover drill runs once (the short version of `bench failover`) with
+//! no acknowledged write lost, no split brain and no false failover; a killed worker mount is
+//! remounted; a killed chunkserver is restarted; the keepalived baseline comes up and runs a
+//! drill. Needs root and the MooseFS and keepalived packages
 //! (`scripts/setup.sh`); runs on x86_64 only (an emulated agent would only slow the drill).
 //! Everything is torn down at the end, pass or fail.
 

@@ -899,6 +899,99 @@ fn alive(pid: u32) -> bool {
 mod tests {
     use super::*;
 
+    fn smp(at_ms: i64, vip: u32, masters: u32) -> Sample {
+        Sample {
+            at_ms,
+            vip,
+            masters,
+        }
+    }
+
+    #[test]
+    fn split_brain_time_and_failovers_come_from_the_samples() {
+        // pi1 (bit 0) serves, is cut off, pi2 (bit 1) takes over; for 200 ms both have the VIP.
+        let s = vec![
+            smp(-100, 0b01, 0b01),
+            smp(0, 0b01, 0b01),
+            smp(100, 0b11, 0b01),
+            smp(300, 0b10, 0b00),
+            smp(400, 0b10, 0b10),
+            smp(500, 0b10, 0b10),
+        ];
+        assert!((time_where(&s, |x| x.vip.count_ones() > 1) - 0.2).abs() < 1e-9);
+        assert_eq!(time_where(&s, |x| x.masters.count_ones() > 1), 0.0);
+        assert!(time_where(&[], |_| true).is_sign_positive());
+        assert_eq!(failovers(&s), 1);
+        // Back to pi1, and a moment with no master does not count as a move.
+        let mut back = s.clone();
+        back.extend([smp(600, 0, 0), smp(700, 0b01, 0b01)]);
+        assert_eq!(failovers(&back), 2);
+        let names = vec!["pi1".to_string(), "pi2".to_string()];
+        let marks = sample_marks(&s, &names);
+        assert!(
+            marks
+                .iter()
+                .any(|m| m.node == "pi2" && m.what.starts_with("+ VIP") && m.at_ms == 100)
+        );
+        assert!(
+            marks
+                .iter()
+                .any(|m| m.node == "pi1" && m.what.starts_with("- mfsmaster") && m.at_ms == 300)
+        );
+    }
+
+    #[test]
+    fn the_chart_draws_lanes_writes_and_the_fault() {
+        let r = DrillReport {
+            drill: "kill-leader".into(),
+            system: "mooseherd".into(),
+            first_write_ms: Some(4000),
+            max_gap_ms: 4100,
+            lost: 0,
+            split_brain_s: 0.0,
+            vip_on_two_s: 0.0,
+            masters_on_two_s: 0.0,
+            failovers: 1,
+            false_failovers: 0,
+            acknowledged: 3,
+            write_errors: 1,
+            leader_before: "pi1".into(),
+            leader_after: Some("pi2".into()),
+            fault_ms: 0,
+            timeline: Vec::new(),
+            samples: vec![
+                smp(-1000, 1, 1),
+                smp(0, 0, 0),
+                smp(3800, 2, 2),
+                smp(6000, 2, 2),
+            ],
+            writes: vec![
+                WritePoint {
+                    at_ms: -500,
+                    took_ms: Some(20),
+                },
+                WritePoint {
+                    at_ms: 1000,
+                    took_ms: None,
+                },
+                WritePoint {
+                    at_ms: 4000,
+                    took_ms: Some(30),
+                },
+            ],
+            nodes: vec!["pi1".into(), "pi2".into(), "pi<3>".into()],
+        };
+        let svg = crate::lab::chart::render(&r);
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        assert_eq!(svg.matches("<circle").count(), 2, "{svg}");
+        assert!(
+            svg.contains("fill=\"#d33\""),
+            "a failed write is drawn in red"
+        );
+        assert!(svg.contains("pi&lt;3&gt;"), "names are escaped");
+        assert!(svg.contains("first acknowledged write after the fault 4.00 s"));
+    }
+
     #[test]
     fn parses_tracing_timestamps() {
         let a = parse_ts("2026-11-25T09:28:04.628874Z").expect("ts");
