@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::Host;
+use super::meta_disk::MetaDisk;
 use super::mfs::{self, ChunkserverConfig, Daemon, DaemonSpec, MasterConfig, MetaloggerConfig};
 use super::mount::MfsMount;
 use super::vip::VipDriver;
@@ -20,6 +21,9 @@ use crate::core::roles::ReplicaState;
 /// 47 s to find the new master).
 const ARP_COUNT: u32 = 5;
 const ARP_SPACING: Duration = Duration::from_millis(200);
+
+/// Where the DRBD metadata disk is mounted, under the node's `meta_dir`.
+pub const DRBD_MOUNT_DIR: &str = "drbd";
 
 /// The real host of one node.
 pub struct LinuxHost {
@@ -43,6 +47,10 @@ pub struct LinuxHost {
     chunkserver: Option<Daemon>,
     metalogger: Option<Daemon>,
     mount: Option<MfsMount>,
+    /// The DRBD metadata disk (`drbd` backend), mounted at `master_data` while leading.
+    meta_disk: Option<MetaDisk>,
+    /// The last DRBD reading error, logged once until it changes.
+    meta_disk_error: Option<String>,
     replica_primary: bool,
     provisioner: bool,
     /// Tells the runtime's PVC provisioner whether (and in which epoch) this node leads.
@@ -85,7 +93,17 @@ impl LinuxHost {
                 .shared_dir
                 .clone()
                 .unwrap_or_else(|| node.meta_dir.clone()),
-            _ => node.meta_dir.clone(),
+            // Its own mount point: the chunkserver's and metalogger's directories stay in
+            // meta_dir, visible whether or not the disk is mounted.
+            Replication::Drbd => node.meta_dir.join(DRBD_MOUNT_DIR),
+            Replication::Metalogger => node.meta_dir.clone(),
+        };
+        let meta_disk = match (c.replication, &rack.drbd) {
+            (Replication::Drbd, Some(d)) => Some(MetaDisk::new(d, &master_data)),
+            (Replication::Drbd, None) => {
+                anyhow::bail!("replication is \"drbd\" but the rack file has no [drbd] table")
+            }
+            _ => None,
         };
         let cfg_dir = state_dir.join("mfs");
         std::fs::create_dir_all(&cfg_dir)?;
@@ -130,6 +148,8 @@ impl LinuxHost {
             chunkserver: None,
             metalogger: None,
             mount,
+            meta_disk,
+            meta_disk_error: None,
             replica_primary: false,
             provisioner: false,
             leadership: None,
@@ -153,16 +173,22 @@ impl LinuxHost {
             .ok_or_else(|| "no VIP driver".to_string())
     }
 
+    fn drbd(&self) -> Result<&MetaDisk, String> {
+        self.meta_disk
+            .as_ref()
+            .ok_or_else(|| "no DRBD metadata disk configured ([drbd] table)".to_string())
+    }
+
     fn local_probe(port: u16) -> SocketAddr {
         SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))
     }
 
-    fn start_master(&mut self, recover: bool) -> Result<(), String> {
+    fn start_master(&mut self, recover: bool, epoch: u64) -> Result<(), String> {
         let created = if self.backend != Replication::Drbd {
             // The first start on an empty data directory creates the filesystem.
             mfs::create_filesystem(&self.master_data).map_err(|e| e.to_string())?
         } else {
-            false
+            self.create_on_drbd(epoch)?
         };
         if created {
             tracing::info!(
@@ -204,6 +230,24 @@ impl LinuxHost {
         Ok(())
     }
 
+    /// A DRBD metadata disk without MooseFS metadata gets a new filesystem only in the rack's
+    /// first election (epoch 1: no master ran before); later, an empty disk means the wrong disk
+    /// or a lost one, and a new filesystem would hide the rack's data.
+    fn create_on_drbd(&self, epoch: u64) -> Result<bool, String> {
+        let has = mfs::newest_metadata(&self.master_data).map_err(|e| e.to_string())?;
+        match has {
+            Some(_) => Ok(false),
+            None if epoch == 1 => {
+                mfs::create_filesystem(&self.master_data).map_err(|e| e.to_string())
+            }
+            None => Err(format!(
+                "the DRBD metadata disk mounted on {} holds no MooseFS metadata and epoch {epoch} > 1: \
+                 a master ran before, so a new empty filesystem would hide the rack's data; check the disk",
+                self.master_data.display()
+            )),
+        }
+    }
+
     fn start_chunkserver(&mut self) -> Result<(), String> {
         let dir = self.cfg_dir.join("chunkserver");
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
@@ -234,6 +278,34 @@ impl LinuxHost {
         Ok(())
     }
 
+    /// Whether this node's replica is primary and its metadata disk mounted. With DRBD both are
+    /// read from the kernel (an agent restarted on a primary must see it to fence); the other
+    /// backends have no disk to mount and keep the role in memory.
+    fn replica_and_mount(&mut self) -> (bool, bool) {
+        let Some(disk) = &self.meta_disk else {
+            return (self.replica_primary, false);
+        };
+        let read = disk
+            .status()
+            .and_then(|s| Ok((s.is_primary(), disk.mounted()?)));
+        match read {
+            Ok(v) => {
+                self.meta_disk_error = None;
+                v
+            }
+            Err(e) => {
+                // Unknown is reported as secondary and unmounted: a leader then asks for
+                // primary, which fails with DRBD's own words; a standby has nothing to undo.
+                let msg = e.to_string();
+                if self.meta_disk_error.as_deref() != Some(msg.as_str()) {
+                    tracing::warn!("cannot read the DRBD metadata disk: {msg}");
+                    self.meta_disk_error = Some(msg);
+                }
+                (false, false)
+            }
+        }
+    }
+
     fn running(d: &mut Option<Daemon>) -> bool {
         match d {
             Some(daemon) => matches!(daemon.status(), mfs::DaemonStatus::Running),
@@ -251,8 +323,14 @@ impl Host for LinuxHost {
         match self.backend {
             // One directory for every candidate: always current.
             Replication::SharedDir => ReplicaState::UpToDate,
-            // Read by the DRBD driver where the kernel has DRBD (the VM tier); not on this host.
-            Replication::Drbd => ReplicaState::UpToDate,
+            Replication::Drbd => match self.meta_disk.as_ref().map(MetaDisk::status) {
+                Some(Ok(s)) => s.replica_state(),
+                Some(Err(e)) => {
+                    tracing::warn!("cannot read the DRBD state: {e}");
+                    ReplicaState::Unknown
+                }
+                None => ReplicaState::Unknown,
+            },
             Replication::Metalogger => {
                 // The leader's copy is its running master's; a standby's is what its metalogger
                 // would give a takeover (or its own earlier master copy, if it has no newer one).
@@ -307,13 +385,14 @@ impl Host for LinuxHost {
                 crate::host::mount::MountHealth::Healthy | crate::host::mount::MountHealth::Hung
             )
         });
+        let (replica_primary, meta_mounted) = self.replica_and_mount();
         Observed {
-            replica: if self.replica_primary {
+            replica: if replica_primary {
                 ReplicaRole::Primary
             } else {
                 ReplicaRole::Secondary
             },
-            meta_mounted: false,
+            meta_mounted,
             master,
             master_unclean: self.master_unclean,
             vip_until,
@@ -372,16 +451,19 @@ impl Host for LinuxHost {
                     }
                     self.replica_primary = true;
                 }
-                Replication::Drbd => return Err(
-                    "the DRBD backend needs the DRBD kernel module, which this host does not have"
-                        .into(),
-                ),
+                Replication::Drbd => self.drbd()?.promote().map_err(|e| e.to_string())?,
             },
             Action::MountMeta { .. } => {
-                return Err("mounting a DRBD metadata disk is not supported on this host".into());
+                self.drbd()?.mount().map_err(|e| e.to_string())?;
+                // mfsmaster runs as the daemon user and writes into the disk's root.
+                self.give_to_daemon_user([self.master_data.clone()]);
             }
-            Action::UnmountMeta => {}
-            Action::StartMaster { recover, .. } => self.start_master(recover)?,
+            Action::UnmountMeta => {
+                if let Some(d) = &self.meta_disk {
+                    d.unmount().map_err(|e| e.to_string())?;
+                }
+            }
+            Action::StartMaster { recover, epoch } => self.start_master(recover, epoch)?,
             Action::VipUp {
                 valid_s, announce, ..
             } => {
@@ -428,7 +510,12 @@ impl Host for LinuxHost {
                     );
                 }
             }
-            Action::ReplicaSecondary => self.replica_primary = false,
+            Action::ReplicaSecondary => {
+                if let Some(d) = &self.meta_disk {
+                    d.demote().map_err(|e| e.to_string())?;
+                }
+                self.replica_primary = false;
+            }
             Action::StartMetalogger => self.start_metalogger()?,
             Action::StopMetalogger => {
                 if let Some(mut m) = self.metalogger.take() {
