@@ -84,6 +84,9 @@ if [ "$node" = a ]; then
     while :; do sleep 3600; done
 fi
 
+# Nothing may be written under /mnt/mfs unless MooseFS is mounted there: c's agent lazily
+# unmounts a dead mount, and the writer must then fail, not write to the root filesystem.
+mkdir -p /mnt/mfs && chattr +i /mnt/mfs || { say "FAIL chattr +i /mnt/mfs"; finish; }
 agent b
 agent c --socket /run/mh-c/control --state-dir /run/mh-c
 # The writer: through c's mount at the VIP, once mounted and writable.

@@ -304,6 +304,12 @@ fn run_with_deadline(
             Ok(Some(_)) => return collect(child, name),
             Ok(None) if t0.elapsed() < deadline => std::thread::sleep(Duration::from_millis(20)),
             Ok(None) | Err(_) => {
+                if let Ok(pid) = i32::try_from(child.id()) {
+                    let _ = nix::sys::signal::killpg(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
                 let _ = child.kill();
                 let _ = child.wait();
                 return Err(MetaDiskError::Timeout {
