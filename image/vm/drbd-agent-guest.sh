@@ -54,8 +54,8 @@ wait_for 180 has 'cs:Connected' || { say "FAIL not connected: $(drbdline)"; fini
 say "drbd connected"
 
 # Set-up a person does once per rack: both disks are zeros, so no initial sync is needed
-# (new-current-uuid --clear-bitmap); a makes the ext4 filesystem. The agents do the rest (the
-# first leader, at epoch 1, creates the MooseFS filesystem on the disk).
+# (new-current-uuid --clear-bitmap); a makes the ext4 filesystem with an empty MooseFS in it.
+# The agents do the rest.
 if [ "$node" = a ]; then
     drbdadm -- --clear-bitmap new-current-uuid mfsmeta 2>/run/uuid.err ||
         drbdadm new-current-uuid --clear-bitmap mfsmeta 2>>/run/uuid.err ||
@@ -63,6 +63,9 @@ if [ "$node" = a ]; then
     wait_for 60 has 'ds:UpToDate/UpToDate' || { say "FAIL not UpToDate: $(drbdline)"; finish; }
     drbdadm primary mfsmeta || { say "FAIL primary"; finish; }
     mkfs.ext4 -q -F /dev/drbd0 > /run/mkfs.log 2>&1 || { say "FAIL mkfs: $(tail -2 /run/mkfs.log)"; finish; }
+    mkdir -p /run/meta && busybox mount -t ext4 /dev/drbd0 /run/meta &&
+        cp /var/lib/mfs/metadata.mfs.empty /run/meta/metadata.mfs && chown -R mfs:mfs /run/meta &&
+        busybox umount /run/meta || { say "FAIL new MooseFS metadata"; finish; }
     drbdadm secondary mfsmeta || { say "FAIL secondary"; finish; }
     say "disk ready"
 else

@@ -183,12 +183,12 @@ impl LinuxHost {
         SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))
     }
 
-    fn start_master(&mut self, recover: bool, epoch: u64) -> Result<(), String> {
+    fn start_master(&mut self, recover: bool) -> Result<(), String> {
         let created = if self.backend != Replication::Drbd {
             // The first start on an empty data directory creates the filesystem.
             mfs::create_filesystem(&self.master_data).map_err(|e| e.to_string())?
         } else {
-            self.create_on_drbd(epoch)?
+            self.check_drbd_metadata()?
         };
         if created {
             tracing::info!(
@@ -230,19 +230,17 @@ impl LinuxHost {
         Ok(())
     }
 
-    /// A DRBD metadata disk without MooseFS metadata gets a new filesystem only in the rack's
-    /// first election (epoch 1: no master ran before); later, an empty disk means the wrong disk
-    /// or a lost one, and a new filesystem would hide the rack's data.
-    fn create_on_drbd(&self, epoch: u64) -> Result<bool, String> {
-        let has = mfs::newest_metadata(&self.master_data).map_err(|e| e.to_string())?;
-        match has {
+    /// The DRBD metadata disk must already hold MooseFS metadata (the rack's set-up puts an
+    /// empty filesystem there): an empty disk here means the wrong disk or a lost one, and a new
+    /// filesystem would hide the rack's data. (An "only in the first election" rule does not
+    /// work: a first round that fails leaves the first leader at epoch 2.)
+    fn check_drbd_metadata(&self) -> Result<bool, String> {
+        match mfs::newest_metadata(&self.master_data).map_err(|e| e.to_string())? {
             Some(_) => Ok(false),
-            None if epoch == 1 => {
-                mfs::create_filesystem(&self.master_data).map_err(|e| e.to_string())
-            }
             None => Err(format!(
-                "the DRBD metadata disk mounted on {} holds no MooseFS metadata and epoch {epoch} > 1: \
-                 a master ran before, so a new empty filesystem would hide the rack's data; check the disk",
+                "the DRBD metadata disk mounted on {} holds no MooseFS metadata (metadata.mfs*); \
+                 a new rack's disk needs one made once: cp /var/lib/mfs/metadata.mfs.empty {}/metadata.mfs",
+                self.master_data.display(),
                 self.master_data.display()
             )),
         }
@@ -463,7 +461,7 @@ impl Host for LinuxHost {
                     d.unmount().map_err(|e| e.to_string())?;
                 }
             }
-            Action::StartMaster { recover, epoch } => self.start_master(recover, epoch)?,
+            Action::StartMaster { recover, .. } => self.start_master(recover)?,
             Action::VipUp {
                 valid_s, announce, ..
             } => {
