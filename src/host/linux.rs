@@ -98,7 +98,11 @@ impl LinuxHost {
             Replication::Drbd => node.meta_dir.join(DRBD_MOUNT_DIR),
             Replication::Metalogger => node.meta_dir.clone(),
         };
+        // Only master candidates touch DRBD: a worker or chunkserver on a node that also
+        // carries a candidate (or sees its /proc/drbd) must never demote it.
+        let candidate = node.has(Role::Master);
         let meta_disk = match (c.replication, &rack.drbd) {
+            (Replication::Drbd, _) if !candidate => None,
             (Replication::Drbd, Some(d)) => Some(MetaDisk::new(d, &master_data)),
             (Replication::Drbd, None) => {
                 anyhow::bail!("replication is \"drbd\" but the rack file has no [drbd] table")
