@@ -18,7 +18,7 @@ report() {
     [ -n "$fault" ] || die "no fault in $W/host.log"
     # The time line: what both nodes did from 3 s before the fault until 20 s after b's promotion.
     b_primary=$(first_after "$W/console-b.log" "$fault" 'A\[b\].*DRBD mfsmeta primary in')
-    until_t=$(awk -v p="${b_primary:-$fault}" 'BEGIN { print p + 20 }')
+    until_t=$(awk -v p="${b_primary:-$fault}" 'BEGIN { printf "%.3f", p + 20 }')
     pat='A\[[abc]\].*(elected|leader is|stepping down|fenced|mfsmaster|VIP|metadata|DRBD|primary|secondary|host action failed|member is down|start mfs|mount)|drbd0|drbd mfsmeta|fence-peer|MH\[.\] (drbd:|WERR)'
     for n in a b; do
         awk -v n="$n" -v f="$fault" -v u="$until_t" -v re="$pat" \

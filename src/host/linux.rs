@@ -41,6 +41,8 @@ pub struct LinuxHost {
     chunk_dirs: Vec<PathBuf>,
     is_chunkserver: bool,
     is_worker: bool,
+    /// A master candidate: the only kind of node that ever holds the VIP.
+    is_candidate: bool,
     stop_deadline: Duration,
     master: Option<Daemon>,
     master_unclean: bool,
@@ -145,6 +147,7 @@ impl LinuxHost {
             cfg_dir,
             chunk_dirs: node.chunk_dirs.clone(),
             is_chunkserver: node.has(Role::Chunkserver),
+            is_candidate: node.has(Role::Master),
             is_worker: node.has(Role::Worker),
             stop_deadline: Duration::from_millis(c.fence_budget_ms / 2),
             master: None,
@@ -358,11 +361,17 @@ impl Host for LinuxHost {
     }
 
     fn observe(&mut self, now: Instant) -> Observed {
-        let vip_until = self
-            .vip()
-            .ok()
-            .and_then(|v| v.state().ok().flatten())
-            .map(|left| now + left);
+        // Only a candidate looks for the VIP: a node that can never lead never added it, and
+        // one sharing an interface with a candidate (two agents on one host in the VM tier)
+        // would otherwise remove the leader's address as its own stale VIP.
+        let vip_until = if self.is_candidate {
+            self.vip()
+                .ok()
+                .and_then(|v| v.state().ok().flatten())
+                .map(|left| now + left)
+        } else {
+            None
+        };
         // A master that died by itself (crash, OOM, lock held) is gone: the next start needs -a.
         if let Some(m) = &mut self.master
             && let mfs::DaemonStatus::Exited(exit) = m.status()
