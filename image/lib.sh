@@ -46,3 +46,38 @@ ext_stat() {
         /^User:/ { u = $2 }
         END { if (t != "") print t, m, u }'
 }
+
+# The root filesystem of the DRBD VM tiers (image/test-drbd, image/test-drbd-agent): Debian
+# bookworm amd64 (linux-image-amd64 carries the in-tree DRBD 8.4 module), MooseFS and
+# drbd-utils, no systemd. Built once with mmdebstrap and cached as a tarball keyed by the
+# package list; prints the tarball's path.
+DRBD_VM_PKGS="linux-image-amd64 drbd-utils busybox-static kmod iproute2 procps util-linux mawk
+  e2fsprogs fuse3 moosefs-master moosefs-chunkserver moosefs-client"
+drbd_vm_rootfs() { # drbd_vm_rootfs CACHE_DIR
+    mirror=${MOOSEHERD_MIRROR:-http://deb.debian.org/debian}
+    pkgs=$(echo $DRBD_VM_PKGS)
+    tar=$1/drbd-rootfs-$(echo "bookworm $mirror $pkgs" | sha256sum | cut -c1-16).tar
+    mkdir -p "$1"
+    if [ ! -s "$tar" ]; then
+        mmdebstrap --variant=apt --format=tar --include="$(echo $pkgs | tr ' ' ',')" \
+            --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
+            --dpkgopt='path-exclude=/usr/share/locale/*' \
+            --customize-hook='rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/*_Packages' \
+            bookworm "$tar.tmp" "deb $mirror bookworm main" >&2 || return 1
+        mv "$tar.tmp" "$tar"
+    fi
+    echo "$tar"
+}
+
+# vm_accel WORKDIR -> "kvm" if a Debian amd64 kernel boots under KVM here, else "tcg". /dev/kvm
+# alone proves nothing: a nested host may offer KVM that this kernel cannot run on (kvm-pvm
+# needs PVM guests). The probe boots WORKDIR/vmlinuz without a root (it panics at once under
+# working KVM). MOOSEHERD_VM_ACCEL=kvm|tcg skips it.
+vm_accel() {
+    if [ -n "${MOOSEHERD_VM_ACCEL:-}" ]; then echo "$MOOSEHERD_VM_ACCEL"; return; fi
+    [ -r /dev/kvm ] && [ -w /dev/kvm ] || { echo tcg; return; }
+    timeout 20 qemu-system-x86_64 -accel kvm -machine pc -smp 1 -m 256 -display none -no-reboot \
+        -monitor none -serial file:"$1/kvm-probe.log" -kernel "$1/vmlinuz" \
+        -append "console=ttyS0 panic=-1" > /dev/null 2>&1 || true
+    if grep -aq 'Kernel panic' "$1/kvm-probe.log" 2>/dev/null; then echo kvm; else echo tcg; fi
+}

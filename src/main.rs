@@ -705,14 +705,20 @@ fn drbd(config: &std::path::Path, cmd: &DrbdCommand) -> anyhow::Result<ExitCode>
                 }
             };
             let answer = drbd::fence_peer_decision(view);
-            // DRBD logs the handler's exit code; stderr reaches the kernel log via drbdadm.
-            eprintln!(
+            let line = format!(
                 "mooseherd drbd fence-peer: resource {} peer {}: exit {}: {}",
                 env("DRBD_RESOURCE"),
                 env("DRBD_PEER_ADDRESS"),
                 answer.exit_code,
                 answer.reason
             );
+            eprintln!("{line}");
+            // DRBD 8.4 logs only the exit code and drops the handler's output: the reason goes
+            // to the kernel log beside DRBD's own lines (best effort).
+            if let Ok(mut kmsg) = std::fs::OpenOptions::new().write(true).open("/dev/kmsg") {
+                use std::io::Write as _;
+                let _ = writeln!(kmsg, "{line}");
+            }
             tracing::info!(
                 resource = %env("DRBD_RESOURCE"),
                 exit_code = answer.exit_code,

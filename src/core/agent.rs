@@ -20,7 +20,7 @@ use super::membership::{
     GossipMsg, HealthFlags, LeaseView, MemberEvent, MemberState, Membership, MembershipConfig,
     NodeMeta, ReplicaView, Roles,
 };
-use super::plan::{self, Action, Backend, Desired, Observed};
+use super::plan::{self, Action, Backend, Desired, MasterState, Observed};
 use super::roles::{self, Health, ReplicaState, Restarter};
 use super::{Instant, Machine, NodeId, Transmit};
 
@@ -254,6 +254,23 @@ impl Agent {
         self.update(now);
     }
 
+    /// The health readings as eligibility should judge them. mfsmaster running here already
+    /// holds its memory, which MemAvailable no longer shows: counting it again made a leader
+    /// whose master took the machine below the requirement step down as "not eligible" and
+    /// stand again, round after round (seen in the DRBD VM tier on a 1.25 GiB VM).
+    fn health_for_eligibility(&self) -> Health {
+        let mut h = self.health;
+        if matches!(
+            self.observed.master,
+            MasterState::Starting | MasterState::Ready
+        ) {
+            h.mem_available_mib = h
+                .mem_available_mib
+                .saturating_add(roles::master_ram_mib(self.files));
+        }
+        h
+    }
+
     /// The host's state after an action (or a periodic check).
     pub fn observe(&mut self, now: Instant, observed: Observed) {
         self.track_daemons(now, &observed);
@@ -377,7 +394,13 @@ impl Agent {
             } else {
                 self.newest_metadata()
             };
-            let e = roles::eligibility(priority, &self.health, self.replica, newest, self.files);
+            let e = roles::eligibility(
+                priority,
+                &self.health_for_eligibility(),
+                self.replica,
+                newest,
+                self.files,
+            );
             // Tell the user when the verdict changes (not when free memory moves by 0.1 GiB).
             let changed = match &self.eligibility {
                 None => true,
@@ -667,6 +690,7 @@ impl Machine for Agent {
 mod tests {
     use super::*;
     use crate::config::{HostChecks, Rack};
+    use crate::core::plan::ReplicaRole;
 
     fn lab_rack() -> Rack {
         let dir = std::path::Path::new("/tmp");
@@ -714,5 +738,40 @@ mod tests {
             },
         );
         assert_eq!(a.poll_action(), None);
+    }
+
+    #[test]
+    fn a_running_master_does_not_count_its_own_memory_against_eligibility() {
+        let rack = lab_rack();
+        let node = rack.node_by_name("pi1").expect("pi1").id;
+        let mut a = Agent::new(
+            AgentSpec::from_rack(&rack, node),
+            LeaseDurable::default(),
+            Observed::IDLE,
+            1,
+            Instant::from_millis(1),
+        );
+        let low = Health {
+            mem_available_mib: 184,
+            ..Health::default()
+        };
+        a.set_health(Instant::from_millis(2), low, ReplicaState::UpToDate, 0);
+        assert!(
+            !a.status(Instant::from_millis(2)).eligible,
+            "184 MiB free is too little to start a master"
+        );
+        a.refresh(
+            Instant::from_millis(3),
+            Observed {
+                replica: ReplicaRole::Primary,
+                master: MasterState::Ready,
+                ..Observed::IDLE
+            },
+        );
+        a.set_health(Instant::from_millis(4), low, ReplicaState::UpToDate, 0);
+        assert!(
+            a.status(Instant::from_millis(4)).eligible,
+            "the running master's memory is already spent"
+        );
     }
 }

@@ -229,7 +229,10 @@ pub fn next_actions(
                 MasterState::Stopped => {
                     return vec![Action::StartMaster {
                         epoch,
-                        recover: obs.master_unclean || backend != Backend::Drbd,
+                        // Always `-a`: with DRBD (as with the other backends) the metadata may
+                        // come from a master that died on another node, which this node's
+                        // `master_unclean` cannot know; `-a` on clean metadata starts normally.
+                        recover: true,
                     }];
                 }
                 MasterState::Starting | MasterState::Stopping => return vec![],
@@ -322,7 +325,7 @@ mod tests {
                 Action::MountMeta { epoch: 7 },
                 Action::StartMaster {
                     epoch: 7,
-                    recover: false
+                    recover: true
                 },
                 Action::VipUp {
                     epoch: 7,
@@ -492,6 +495,31 @@ mod tests {
                 recover: true
             },
             "metalogger changelogs need -a"
+        );
+    }
+
+    /// After a failover the new DRBD primary's disk holds the metadata of a master killed on the
+    /// other node (BRIEF §10: after kill -9 mfsmaster must start with `-a`), while this node never
+    /// ran a master itself, so its own `master_unclean` is false.
+    #[test]
+    fn a_drbd_standby_taking_over_starts_mfsmaster_with_recovery() {
+        let mut obs = Observed::IDLE;
+        assert!(!obs.master_unclean, "this node never ran a master");
+        let steps = walk(
+            Desired::Leader {
+                epoch: 4,
+                lease_end: t(2940),
+            },
+            &mut obs,
+            Backend::Drbd,
+            t(0),
+        );
+        assert_eq!(
+            steps[2],
+            Action::StartMaster {
+                epoch: 4,
+                recover: true
+            }
         );
     }
 }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::Host;
+use super::meta_disk::MetaDisk;
 use super::mfs::{self, ChunkserverConfig, Daemon, DaemonSpec, MasterConfig, MetaloggerConfig};
 use super::mount::MfsMount;
 use super::vip::VipDriver;
@@ -20,6 +21,9 @@ use crate::core::roles::ReplicaState;
 /// 47 s to find the new master).
 const ARP_COUNT: u32 = 5;
 const ARP_SPACING: Duration = Duration::from_millis(200);
+
+/// Where the DRBD metadata disk is mounted, under the node's `meta_dir`.
+pub const DRBD_MOUNT_DIR: &str = "drbd";
 
 /// The real host of one node.
 pub struct LinuxHost {
@@ -37,12 +41,18 @@ pub struct LinuxHost {
     chunk_dirs: Vec<PathBuf>,
     is_chunkserver: bool,
     is_worker: bool,
+    /// A master candidate: the only kind of node that ever holds the VIP.
+    is_candidate: bool,
     stop_deadline: Duration,
     master: Option<Daemon>,
     master_unclean: bool,
     chunkserver: Option<Daemon>,
     metalogger: Option<Daemon>,
     mount: Option<MfsMount>,
+    /// The DRBD metadata disk (`drbd` backend), mounted at `master_data` while leading.
+    meta_disk: Option<MetaDisk>,
+    /// The last DRBD reading error, logged once until it changes.
+    meta_disk_error: Option<String>,
     replica_primary: bool,
     provisioner: bool,
     /// Tells the runtime's PVC provisioner whether (and in which epoch) this node leads.
@@ -85,7 +95,21 @@ impl LinuxHost {
                 .shared_dir
                 .clone()
                 .unwrap_or_else(|| node.meta_dir.clone()),
-            _ => node.meta_dir.clone(),
+            // Its own mount point: the chunkserver's and metalogger's directories stay in
+            // meta_dir, visible whether or not the disk is mounted.
+            Replication::Drbd => node.meta_dir.join(DRBD_MOUNT_DIR),
+            Replication::Metalogger => node.meta_dir.clone(),
+        };
+        // Only master candidates touch DRBD: a worker or chunkserver on a node that also
+        // carries a candidate (or sees its /proc/drbd) must never demote it.
+        let candidate = node.has(Role::Master);
+        let meta_disk = match (c.replication, &rack.drbd) {
+            (Replication::Drbd, _) if !candidate => None,
+            (Replication::Drbd, Some(d)) => Some(MetaDisk::new(d, &master_data)),
+            (Replication::Drbd, None) => {
+                anyhow::bail!("replication is \"drbd\" but the rack file has no [drbd] table")
+            }
+            _ => None,
         };
         let cfg_dir = state_dir.join("mfs");
         std::fs::create_dir_all(&cfg_dir)?;
@@ -123,6 +147,7 @@ impl LinuxHost {
             cfg_dir,
             chunk_dirs: node.chunk_dirs.clone(),
             is_chunkserver: node.has(Role::Chunkserver),
+            is_candidate: node.has(Role::Master),
             is_worker: node.has(Role::Worker),
             stop_deadline: Duration::from_millis(c.fence_budget_ms / 2),
             master: None,
@@ -130,6 +155,8 @@ impl LinuxHost {
             chunkserver: None,
             metalogger: None,
             mount,
+            meta_disk,
+            meta_disk_error: None,
             replica_primary: false,
             provisioner: false,
             leadership: None,
@@ -153,6 +180,12 @@ impl LinuxHost {
             .ok_or_else(|| "no VIP driver".to_string())
     }
 
+    fn drbd(&self) -> Result<&MetaDisk, String> {
+        self.meta_disk
+            .as_ref()
+            .ok_or_else(|| "no DRBD metadata disk configured ([drbd] table)".to_string())
+    }
+
     fn local_probe(port: u16) -> SocketAddr {
         SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))
     }
@@ -162,7 +195,7 @@ impl LinuxHost {
             // The first start on an empty data directory creates the filesystem.
             mfs::create_filesystem(&self.master_data).map_err(|e| e.to_string())?
         } else {
-            false
+            self.check_drbd_metadata()?
         };
         if created {
             tracing::info!(
@@ -204,6 +237,22 @@ impl LinuxHost {
         Ok(())
     }
 
+    /// The DRBD metadata disk must already hold MooseFS metadata (the rack's set-up puts an
+    /// empty filesystem there): an empty disk here means the wrong disk or a lost one, and a new
+    /// filesystem would hide the rack's data. (An "only in the first election" rule does not
+    /// work: a first round that fails leaves the first leader at epoch 2.)
+    fn check_drbd_metadata(&self) -> Result<bool, String> {
+        match mfs::newest_metadata(&self.master_data).map_err(|e| e.to_string())? {
+            Some(_) => Ok(false),
+            None => Err(format!(
+                "the DRBD metadata disk mounted on {} holds no MooseFS metadata (metadata.mfs*); \
+                 a new rack's disk needs one made once: cp /var/lib/mfs/metadata.mfs.empty {}/metadata.mfs",
+                self.master_data.display(),
+                self.master_data.display()
+            )),
+        }
+    }
+
     fn start_chunkserver(&mut self) -> Result<(), String> {
         let dir = self.cfg_dir.join("chunkserver");
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
@@ -234,6 +283,34 @@ impl LinuxHost {
         Ok(())
     }
 
+    /// Whether this node's replica is primary and its metadata disk mounted. With DRBD both are
+    /// read from the kernel (an agent restarted on a primary must see it to fence); the other
+    /// backends have no disk to mount and keep the role in memory.
+    fn replica_and_mount(&mut self) -> (bool, bool) {
+        let Some(disk) = &self.meta_disk else {
+            return (self.replica_primary, false);
+        };
+        let read = disk
+            .status()
+            .and_then(|s| Ok((s.is_primary(), disk.mounted()?)));
+        match read {
+            Ok(v) => {
+                self.meta_disk_error = None;
+                v
+            }
+            Err(e) => {
+                // Unknown is reported as secondary and unmounted: a leader then asks for
+                // primary, which fails with DRBD's own words; a standby has nothing to undo.
+                let msg = e.to_string();
+                if self.meta_disk_error.as_deref() != Some(msg.as_str()) {
+                    tracing::warn!("cannot read the DRBD metadata disk: {msg}");
+                    self.meta_disk_error = Some(msg);
+                }
+                (false, false)
+            }
+        }
+    }
+
     fn running(d: &mut Option<Daemon>) -> bool {
         match d {
             Some(daemon) => matches!(daemon.status(), mfs::DaemonStatus::Running),
@@ -251,8 +328,14 @@ impl Host for LinuxHost {
         match self.backend {
             // One directory for every candidate: always current.
             Replication::SharedDir => ReplicaState::UpToDate,
-            // Read by the DRBD driver where the kernel has DRBD (the VM tier); not on this host.
-            Replication::Drbd => ReplicaState::UpToDate,
+            Replication::Drbd => match self.meta_disk.as_ref().map(MetaDisk::status) {
+                Some(Ok(s)) => s.replica_state(),
+                Some(Err(e)) => {
+                    tracing::warn!("cannot read the DRBD state: {e}");
+                    ReplicaState::Unknown
+                }
+                None => ReplicaState::Unknown,
+            },
             Replication::Metalogger => {
                 // The leader's copy is its running master's; a standby's is what its metalogger
                 // would give a takeover (or its own earlier master copy, if it has no newer one).
@@ -278,11 +361,17 @@ impl Host for LinuxHost {
     }
 
     fn observe(&mut self, now: Instant) -> Observed {
-        let vip_until = self
-            .vip()
-            .ok()
-            .and_then(|v| v.state().ok().flatten())
-            .map(|left| now + left);
+        // Only a candidate looks for the VIP: a node that can never lead never added it, and
+        // one sharing an interface with a candidate (two agents on one host in the VM tier)
+        // would otherwise remove the leader's address as its own stale VIP.
+        let vip_until = if self.is_candidate {
+            self.vip()
+                .ok()
+                .and_then(|v| v.state().ok().flatten())
+                .map(|left| now + left)
+        } else {
+            None
+        };
         // A master that died by itself (crash, OOM, lock held) is gone: the next start needs -a.
         if let Some(m) = &mut self.master
             && let mfs::DaemonStatus::Exited(exit) = m.status()
@@ -307,13 +396,14 @@ impl Host for LinuxHost {
                 crate::host::mount::MountHealth::Healthy | crate::host::mount::MountHealth::Hung
             )
         });
+        let (replica_primary, meta_mounted) = self.replica_and_mount();
         Observed {
-            replica: if self.replica_primary {
+            replica: if replica_primary {
                 ReplicaRole::Primary
             } else {
                 ReplicaRole::Secondary
             },
-            meta_mounted: false,
+            meta_mounted,
             master,
             master_unclean: self.master_unclean,
             vip_until,
@@ -377,15 +467,18 @@ impl Host for LinuxHost {
                     }
                     self.replica_primary = true;
                 }
-                Replication::Drbd => return Err(
-                    "the DRBD backend needs the DRBD kernel module, which this host does not have"
-                        .into(),
-                ),
+                Replication::Drbd => self.drbd()?.promote().map_err(|e| e.to_string())?,
             },
             Action::MountMeta { .. } => {
-                return Err("mounting a DRBD metadata disk is not supported on this host".into());
+                self.drbd()?.mount().map_err(|e| e.to_string())?;
+                // mfsmaster runs as the daemon user and writes into the disk's root.
+                self.give_to_daemon_user([self.master_data.clone()]);
             }
-            Action::UnmountMeta => {}
+            Action::UnmountMeta => {
+                if let Some(d) = &self.meta_disk {
+                    d.unmount().map_err(|e| e.to_string())?;
+                }
+            }
             Action::StartMaster { recover, .. } => self.start_master(recover)?,
             Action::VipUp {
                 valid_s, announce, ..
@@ -433,7 +526,12 @@ impl Host for LinuxHost {
                     );
                 }
             }
-            Action::ReplicaSecondary => self.replica_primary = false,
+            Action::ReplicaSecondary => {
+                if let Some(d) = &self.meta_disk {
+                    d.demote().map_err(|e| e.to_string())?;
+                }
+                self.replica_primary = false;
+            }
             Action::StartMetalogger => self.start_metalogger()?,
             Action::StopMetalogger => {
                 if let Some(mut m) = self.metalogger.take() {

@@ -7,6 +7,7 @@ pub mod drbd;
 pub mod dry_run;
 pub mod gpio;
 pub mod linux;
+pub mod meta_disk;
 pub mod mfs;
 pub mod mount;
 pub mod vip;
