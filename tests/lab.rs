@@ -174,16 +174,7 @@ fn lab_rack_with_real_moosefs_survives_its_faults() {
 
     // Every drill once (the short version of `bench failover`): writes resume, nothing
     // acknowledged is lost, never two VIPs or two masters, no failover without a failure.
-    for name in [
-        "kill-leader",
-        "crash-mfsmaster",
-        "freeze-leader",
-        "partition-leader",
-        "flap",
-        "lossy",
-        "starve",
-        "switchover",
-    ] {
+    for &name in mooseherd::lab::drill::DRILLS {
         let report = drill(&lab, name);
         assert_eq!(report["lost"], 0, "{name}: {report}");
         assert_eq!(

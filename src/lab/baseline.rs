@@ -13,11 +13,7 @@
 //! tool, as systemd would run it (`Type=simple`).
 
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-
-use anyhow::Context;
 
 use super::{faults, net};
 use crate::host::mfs;
@@ -123,32 +119,10 @@ pid=$(cat $KA/mfsmaster.pid 2>/dev/null)
     )
 }
 
-/// Runs `program args` in node `name`'s namespace, in the foreground of its own session,
-/// appending to `log`; returns its PID.
+/// Runs a daemon in node `name`'s namespace, detached (see [`super::spawn_in_node`]).
 fn spawn_in(name: &str, program: &str, args: &[String], log: &Path) -> anyhow::Result<u32> {
-    let out = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .with_context(|| format!("opening {}", log.display()))?;
-    let mut cmd = Command::new("nsenter");
-    cmd.arg(format!("--net=/run/netns/{}", net::ns(name)))
-        .arg("--")
-        .arg(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(out.try_clone()?)
-        .stderr(out);
-    unsafe {
-        cmd.pre_exec(|| {
-            nix::unistd::setsid().map_err(std::io::Error::from)?;
-            Ok(())
-        });
-    }
-    let child = cmd
-        .spawn()
-        .with_context(|| format!("starting {program} on {name}"))?;
-    Ok(child.id())
+    let args: Vec<std::ffi::OsString> = args.iter().map(Into::into).collect();
+    super::spawn_in_node(name, program.as_ref(), &args, &[], log)
 }
 
 fn chown_mfs(paths: &[&Path]) {
@@ -230,13 +204,13 @@ pub fn start_node(dir: &Path, name: &str, i: usize) -> anyhow::Result<()> {
         // A mount left by a killed mfsmount must go first (the agent does the same).
         let _ = nix::mount::umount2(&mnt, nix::mount::MntFlags::MNT_DETACH);
         let m = crate::host::mount::MfsMount::new(&mnt, &net::vip().to_string(), 9421);
-        let spec = m.spec();
-        let args: Vec<String> = spec
-            .args
-            .iter()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect();
-        spawn_in(name, "mfsmount", &args, &node.join("mfsmount.log"))?;
+        super::spawn_in_node(
+            name,
+            "mfsmount".as_ref(),
+            &m.spec().args,
+            &[],
+            &node.join("mfsmount.log"),
+        )?;
     }
     Ok(())
 }

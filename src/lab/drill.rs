@@ -89,11 +89,8 @@ pub struct Sample {
 
 /// The mfsmasters of the machine that are not stopped: their network namespace inodes.
 fn running_masters() -> Vec<u64> {
-    let Ok(rd) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    rd.flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+    faults::all_pids()
+        .into_iter()
         .filter(|pid| {
             std::fs::read_to_string(format!("/proc/{pid}/comm"))
                 .is_ok_and(|c| c.trim() == "mfsmaster")
@@ -429,14 +426,6 @@ fn agent_switchover(dir: &Path, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Waits until every process in `procs` is gone (at most 5 s).
-fn wait_dead(procs: &[faults::Proc]) {
-    let t0 = Instant::now();
-    while procs.iter().any(|p| alive(p.pid)) && t0.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
 /// What a drill did, for the timeline and the restore step.
 struct Fault {
     /// The first line of the timeline.
@@ -449,6 +438,22 @@ struct Fault {
     restart: bool,
     /// The baseline's old master must get its keepalived back (switchover stopped it).
     restart_keepalived: bool,
+}
+
+impl Fault {
+    /// A fault that lasts: `guard` holds it from now for `hold`, and its drop heals it.
+    fn held<G>(guard: G, what: String, hold: Duration) -> Self {
+        let at = Instant::now();
+        std::thread::sleep(hold);
+        drop(guard);
+        Self {
+            what,
+            at,
+            healed: Some(Instant::now()),
+            restart: false,
+            restart_keepalived: false,
+        }
+    }
 }
 
 /// Injects drill `name` on the leader `leader` (node index `li`) and holds it; returns when the
@@ -470,13 +475,9 @@ fn inject(
     };
     match name {
         "kill-leader" => {
-            let pids = kill_node(leader);
             // The fault counts from when every killed process is dead: a write that started
             // while the signals were on their way could still be acknowledged by the old master.
-            let t0 = Instant::now();
-            while pids.iter().any(|p| alive(*p)) && t0.elapsed() < Duration::from_secs(5) {
-                std::thread::sleep(Duration::from_millis(1));
-            }
+            faults::wait_dead(&kill_node(leader), Duration::from_secs(5));
             f.at = Instant::now();
             f.what = "killed (every process of the node, SIGKILL)".into();
             f.restart = true;
@@ -487,34 +488,35 @@ fn inject(
                 bail!("{leader} runs no mfsmaster to crash");
             }
             faults::signal(&masters, nix::sys::signal::Signal::SIGKILL);
-            wait_dead(&masters);
+            faults::wait_dead(
+                &masters.iter().map(|p| p.pid).collect::<Vec<_>>(),
+                Duration::from_secs(5),
+            );
             f.at = Instant::now();
             f.what = "mfsmaster killed (SIGKILL)".into();
         }
         "freeze-leader" => {
             let mut comms = deciders(system).to_vec();
             comms.push("mfsmaster");
-            let frozen = faults::Frozen::start(faults::procs(leader, &comms));
-            f.at = Instant::now();
-            f.what = format!(
-                "{} and mfsmaster frozen (SIGSTOP) for {} s",
-                deciders(system)[0],
-                FREEZE.as_secs()
+            f = Fault::held(
+                faults::Frozen::start(faults::procs(leader, &comms)),
+                format!(
+                    "{} and mfsmaster frozen (SIGSTOP) for {} s",
+                    deciders(system)[0],
+                    FREEZE.as_secs()
+                ),
+                FREEZE,
             );
-            std::thread::sleep(FREEZE);
-            drop(frozen);
-            f.healed = Some(Instant::now());
         }
         "partition-leader" => {
-            let cut = faults::Partition::start(li)?;
-            f.at = Instant::now();
-            f.what = format!(
-                "cut off (port off the switch, link up) for {} s",
-                PARTITION.as_secs()
+            f = Fault::held(
+                faults::Partition::start(li)?,
+                format!(
+                    "cut off (port off the switch, link up) for {} s",
+                    PARTITION.as_secs()
+                ),
+                PARTITION,
             );
-            std::thread::sleep(PARTITION);
-            drop(cut);
-            f.healed = Some(Instant::now());
         }
         "flap" => {
             let _up = faults::LinkGuard(li);
@@ -535,28 +537,26 @@ fn inject(
             f.healed = Some(Instant::now());
         }
         "lossy" => {
-            let loss = faults::Loss::start(&state.nodes, LOSS_PERCENT)?;
-            f.at = Instant::now();
-            f.what = format!(
-                "{LOSS_PERCENT} % of packets dropped on every node for {} s",
-                LOSSY_FOR.as_secs()
+            f = Fault::held(
+                faults::Loss::start(&state.nodes, LOSS_PERCENT)?,
+                format!(
+                    "{LOSS_PERCENT} % of packets dropped on every node for {} s",
+                    LOSSY_FOR.as_secs()
+                ),
+                LOSSY_FOR,
             );
-            std::thread::sleep(LOSSY_FOR);
-            drop(loss);
-            f.healed = Some(Instant::now());
         }
         "starve" => {
             let procs = faults::procs(leader, deciders(system));
-            let starve = faults::Starve::start(&procs, STARVE_PERCENT)?;
-            f.at = Instant::now();
-            f.what = format!(
-                "{} squeezed to {STARVE_PERCENT} % of a CPU for {} s",
-                deciders(system)[0],
-                STARVE_FOR.as_secs()
+            f = Fault::held(
+                faults::Starve::start(&procs, STARVE_PERCENT)?,
+                format!(
+                    "{} squeezed to {STARVE_PERCENT} % of a CPU for {} s",
+                    deciders(system)[0],
+                    STARVE_FOR.as_secs()
+                ),
+                STARVE_FOR,
             );
-            std::thread::sleep(STARVE_FOR);
-            drop(starve);
-            f.healed = Some(Instant::now());
         }
         "switchover" => {
             f.at = Instant::now();
@@ -883,16 +883,6 @@ pub fn print(r: &DrillReport) {
             String::new()
         }
     );
-}
-
-/// Whether process `pid` still runs (a zombie has exited: nobody reaps orphans in some containers).
-fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(") ")
-            .is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X')),
-        Err(_) => false,
-    }
 }
 
 #[cfg(test)]

@@ -39,15 +39,37 @@ pub fn proc_netns(pid: u32) -> Option<u64> {
     s.strip_prefix("net:[")?.strip_suffix(']')?.parse().ok()
 }
 
+/// Every process of the machine (the numeric entries of /proc).
+pub fn all_pids() -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether process `pid` still runs (a zombie has exited: nobody reaps orphans in some
+/// containers).
+pub fn alive(pid: u32) -> bool {
+    proc_state(pid).is_some_and(|s| s != 'Z' && s != 'X')
+}
+
+/// Waits until every process in `pids` is gone (at most `limit`).
+pub fn wait_dead(pids: &[u32], limit: std::time::Duration) {
+    let t0 = std::time::Instant::now();
+    while pids.iter().any(|p| alive(*p)) && t0.elapsed() < limit {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
 /// Every live process whose network namespace is `inode`.
 pub fn procs_in_netns(inode: u64) -> Vec<Proc> {
-    let Ok(rd) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    rd.flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+    all_pids()
+        .into_iter()
         .filter(|pid| proc_netns(*pid) == Some(inode))
-        .filter(|pid| proc_state(*pid).is_some_and(|s| s != 'Z' && s != 'X'))
+        .filter(|pid| alive(*pid))
         .filter_map(|pid| {
             let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
             Some(Proc {

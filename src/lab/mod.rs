@@ -153,34 +153,31 @@ pub fn rack_toml(dir: &Path, names: &[String], replication: &str) -> String {
     s
 }
 
-/// Starts node `name`'s agent in its namespace (same mount namespace as the host, so its mounts
-/// are visible), detached in its own session; returns its PID.
-pub fn start_agent(dir: &Path, name: &str, host: &str) -> anyhow::Result<u32> {
-    let exe = std::env::current_exe().context("finding the mooseherd binary")?;
-    let node_dir = dir.join(name);
-    std::fs::create_dir_all(&node_dir)?;
-    let log = std::fs::OpenOptions::new()
+/// Runs `program args` (with `env`) in node `name`'s network namespace (same mount namespace as
+/// the host, so its mounts are visible), in its own session so that stopping the lab tool
+/// (Ctrl-C) does not stop the rack, appending its output to `log`; returns its PID.
+pub fn spawn_in_node(
+    name: &str,
+    program: &std::ffi::OsStr,
+    args: &[std::ffi::OsString],
+    env: &[(&str, &str)],
+    log: &Path,
+) -> anyhow::Result<u32> {
+    let out = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(node_dir.join("agent.log"))?;
+        .open(log)
+        .with_context(|| format!("opening {}", log.display()))?;
     let mut cmd = Command::new("nsenter");
     cmd.arg(format!("--net=/run/netns/{}", net::ns(name)))
         .arg("--")
-        .arg(&exe)
-        .args(["--log-format", "json", "--config"])
-        .arg(dir.join("rack.toml"))
-        .args(["agent", "--node", name, "--host", host, "--socket"])
-        .arg(node_dir.join("control.sock"))
-        .arg("--gpio")
-        .arg(format!("sim:{}", gpio_dir(dir, name).display()))
-        .arg("--state-dir")
-        .arg(node_dir.join("state"))
-        .env("MOOSEHERD_LOG", "info,mooseherd=debug")
+        .arg(program)
+        .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log);
+        .stdout(out.try_clone()?)
+        .stderr(out);
     use std::os::unix::process::CommandExt;
-    // Its own session: stopping the lab tool (Ctrl-C) does not stop the rack.
     unsafe {
         cmd.pre_exec(|| {
             nix::unistd::setsid().map_err(std::io::Error::from)?;
@@ -189,8 +186,40 @@ pub fn start_agent(dir: &Path, name: &str, host: &str) -> anyhow::Result<u32> {
     }
     let child = cmd
         .spawn()
-        .with_context(|| format!("starting the agent of {name}"))?;
+        .with_context(|| format!("starting {} on {name}", program.to_string_lossy()))?;
     Ok(child.id())
+}
+
+/// Starts node `name`'s agent in its namespace, detached; returns its PID.
+pub fn start_agent(dir: &Path, name: &str, host: &str) -> anyhow::Result<u32> {
+    let exe = std::env::current_exe().context("finding the mooseherd binary")?;
+    let node_dir = dir.join(name);
+    std::fs::create_dir_all(&node_dir)?;
+    let args: Vec<std::ffi::OsString> = vec![
+        "--log-format".into(),
+        "json".into(),
+        "--config".into(),
+        dir.join("rack.toml").into(),
+        "agent".into(),
+        "--node".into(),
+        name.into(),
+        "--host".into(),
+        host.into(),
+        "--socket".into(),
+        node_dir.join("control.sock").into(),
+        "--gpio".into(),
+        format!("sim:{}", gpio_dir(dir, name).display()).into(),
+        "--state-dir".into(),
+        node_dir.join("state").into(),
+    ];
+    spawn_in_node(
+        name,
+        exe.as_os_str(),
+        &args,
+        &[("MOOSEHERD_LOG", "info,mooseherd=debug")],
+        &node_dir.join("agent.log"),
+    )
+    .with_context(|| format!("starting the agent of {name}"))
 }
 
 /// The simulated LEDs and button of node `name` (`leds.jsonl`, `button`).
@@ -557,28 +586,12 @@ pub fn exec(node: &str, cmd: &[String]) -> anyhow::Result<i32> {
     Ok(status.code().unwrap_or(1))
 }
 
-/// Kills every process inside node `name`'s namespace (agent, daemons, mfsmount), SIGKILL.
+/// Kills every process inside node `name`'s namespace (agent, daemons, mfsmount), SIGKILL;
+/// returns their PIDs.
 pub fn kill_node(name: &str) -> Vec<u32> {
-    let out = Command::new("ip")
-        .args(["netns", "pids", &net::ns(name)])
-        .output();
-    let pids: Vec<u32> = out
-        .map(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .split_whitespace()
-                .filter_map(|p| p.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    for p in &pids {
-        if let Ok(pid) = i32::try_from(*p) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-    }
-    pids
+    let procs = faults::procs(name, &[]);
+    faults::signal(&procs, nix::sys::signal::Signal::SIGKILL);
+    procs.iter().map(|p| p.pid).collect()
 }
 
 /// `mooseherd lab down`: kills the agents and everything in the lab namespaces, unmounts what is
