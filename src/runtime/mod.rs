@@ -235,6 +235,8 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
     let mut start_tick = tokio::time::interval(Duration::from_millis(100));
     let mut master_starting = false;
     let mut last_observe = std::time::Instant::now();
+    // Readings sent to the host thread and not yet answered.
+    let mut observes_out: u32 = 0;
     // A new leader (after the first one this agent learns of) is passed to the host: a
     // worker resets its mount's connection to the old master if it is stuck.
     let mut leader_seen = agent.leader_view();
@@ -433,6 +435,7 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
                         agent.action_failed(now, obs, e);
                     }
                     HostReply::Observed(obs) => {
+                        observes_out = observes_out.saturating_sub(1);
                         master_starting = obs.master == crate::core::plan::MasterState::Starting;
                         agent.refresh(now, obs);
                     }
@@ -446,17 +449,21 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
                     HostReply::Replica(_) => {}
                 }
             }
-            _ = start_tick.tick(), if master_starting || agent.lease().leader_epoch(clock.now()).is_some() => {
+            // Only into an idle host thread: a reading must never queue in front of the next
+            // action (a VIP refresh waiting behind readings let the VIP's lifetime run out).
+            _ = start_tick.tick(), if (master_starting || agent.lease().leader_epoch(clock.now()).is_some())
+                && !host_busy && observes_out == 0 => {
                 if master_starting || last_observe.elapsed() >= Duration::from_millis(300) {
                     last_observe = std::time::Instant::now();
+                    observes_out += 1;
                     let _ = host_tx.send(HostCmd::Observe(clock.now()));
                 }
             }
             _ = health_tick.tick() => {
-
                 let now = clock.now();
                 agent.set_health(now, crate::host::sys::read_health(maintenance), replica, 0);
                 loop_health.sent(std::time::Instant::now());
+                observes_out += 1;
                 let _ = host_tx.send(HostCmd::Observe(now));
                 let _ = host_tx.send(HostCmd::Replica);
             }
