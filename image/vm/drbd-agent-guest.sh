@@ -90,11 +90,30 @@ fi
 # Nothing may be written under /mnt/mfs unless MooseFS is mounted there: c's agent lazily
 # unmounts a dead mount, and the writer must then fail, not write to the root filesystem.
 mkdir -p /mnt/mfs && chattr +i /mnt/mfs || { say "FAIL chattr +i /mnt/mfs"; finish; }
-agent b
+# a must be the first leader (the drills fault a; b's VM carries the writer). Whoever stands
+# first wins and a leader is never pre-empted, so b's agent starts only once a leads: c's vote
+# gives a its majority.
 agent c --socket /run/mh-c/control --state-dir /run/mh-c
-# The writer: through c's mount at the VIP, once mounted and writable.
+a_leads() {
+    mooseherd status --json --config /etc/mooseherd/rack.toml --socket /run/mh-c/control 2>/dev/null |
+        tr -d ' \n' | grep -q '"leader":0,'
+}
+wait_for 300 a_leads || { say "FAIL a was not elected with c's vote"; finish; }
+say "a leads"
+agent b
+# What the writer's mount looks like from inside, when it never becomes writable.
+mount_diag() {
+    say "DIAG mounts: $(grep ' /mnt/mfs ' /proc/mounts | tr '\n' ' ')"
+    for p in $(pgrep mfsmount); do
+        for t in /proc/$p/task/*; do say "DIAG mfsmount $p task ${t##*/} $(cut -d' ' -f3 $t/stat) $(cat $t/wchan 2>/dev/null)"; done
+    done
+    tail -15 /run/mh-c/mfs/mfsmount.log 2>/dev/null | while read -r l; do say "DIAG mfsmount.log: $l"; done
+}
+# The writer: through c's mount at the VIP, once mounted and writable. The check runs in the
+# background so a hung mount cannot stop the diagnosis.
 mounted() { grep -q ' /mnt/mfs fuse' /proc/mounts && mkdir -p /mnt/mfs/w 2>/dev/null; }
-wait_for 600 mounted || { say "FAIL /mnt/mfs not mounted"; finish; }
+( wait_for 300 mounted && touch /run/mounted ) &
+wait_for 310 test -e /run/mounted || { say "FAIL /mnt/mfs not mounted and writable"; mount_diag; finish; }
 : > /run/acks
 (
     i=1

@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::Host;
 use super::meta_disk::MetaDisk;
 use super::mfs::{self, ChunkserverConfig, Daemon, DaemonSpec, MasterConfig, MetaloggerConfig};
-use super::mount::MfsMount;
+use super::mount::{MfsMount, MountHealth};
 use super::vip::VipDriver;
 use crate::config::{Node, Rack, Replication, Role};
 use crate::core::Instant;
@@ -53,6 +53,8 @@ pub struct LinuxHost {
     meta_disk: Option<MetaDisk>,
     /// The last DRBD reading error, logged once until it changes.
     meta_disk_error: Option<String>,
+    /// The worker mount's last health, logged when it changes.
+    mount_health: Option<MountHealth>,
     replica_primary: bool,
     provisioner: bool,
     /// Tells the runtime's PVC provisioner whether (and in which epoch) this node leads.
@@ -157,6 +159,7 @@ impl LinuxHost {
             mount,
             meta_disk,
             meta_disk_error: None,
+            mount_health: None,
             replica_primary: false,
             provisioner: false,
             leadership: None,
@@ -390,12 +393,37 @@ impl Host for LinuxHost {
         // Only a dead mount is remounted (mfsmount gone, ENOTCONN, not mounted). A mount that does
         // not answer right now (`Hung`) is waiting for the master, e.g. during a failover:
         // mfsmount reconnects by itself, and remounting would break every open file of the pods.
-        let mount_healthy = self.mount.as_mut().is_some_and(|m| {
-            matches!(
-                m.health(Duration::from_millis(300)),
-                crate::host::mount::MountHealth::Healthy | crate::host::mount::MountHealth::Hung
-            )
-        });
+        // One still coming up (`Starting`) is given its time: killing it mid-start can leave a
+        // FUSE connection nobody serves.
+        let mount_healthy = match self
+            .mount
+            .as_mut()
+            .map(|m| (m.health(Duration::from_millis(300)), m))
+        {
+            None => false,
+            Some((h, m)) => {
+                if self.mount_health.as_ref() != Some(&h) {
+                    let at = m.mountpoint.display();
+                    match &h {
+                        MountHealth::Healthy => tracing::info!("MooseFS mount at {at}: healthy"),
+                        MountHealth::Starting => {
+                            tracing::info!("MooseFS mount at {at}: mfsmount is starting")
+                        }
+                        MountHealth::Hung => tracing::info!(
+                            "MooseFS mount at {at}: statfs does not answer (master unreachable; mfsmount reconnects by itself)"
+                        ),
+                        other => {
+                            tracing::warn!("MooseFS mount at {at}: {other:?} (it is remounted)")
+                        }
+                    }
+                    self.mount_health = Some(h.clone());
+                }
+                matches!(
+                    h,
+                    MountHealth::Healthy | MountHealth::Hung | MountHealth::Starting
+                )
+            }
+        };
         let (replica_primary, meta_mounted) = self.replica_and_mount();
         Observed {
             replica: if replica_primary {

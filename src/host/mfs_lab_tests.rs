@@ -348,6 +348,42 @@ fn lab_dead_mount_detected_and_remounted() {
     assert!(!mnt.is_mounted());
 }
 
+/// A mount whose master cannot be reached yet (no one has the VIP: a rack coming up) is killed
+/// and remounted again and again, at different points of its start. Killing mfsmount while its
+/// own mountpoint check waits on FUSE used to leave that thread unkillable, holding the
+/// connection, so every later `stat` there hung for good (seen in the DRBD VM tier). Each killed
+/// mfsmount must be gone (reaped) and the mountpoint must answer.
+#[test]
+fn lab_killed_mount_leaves_no_hung_connection() {
+    let Some(lab) = Lab::new("kill") else { return };
+    // In the namespace's subnet, but nobody has it: connects wait for ARP.
+    let mut mnt = MfsMount::new(lab.path("mnt"), "10.214.0.99", 9421);
+    mnt.netns = Some(lab.netns.clone());
+    mnt.mount().expect("mfsmount");
+    for wait_ms in [50, 300, 700, 1500, 2500] {
+        std::thread::sleep(Duration::from_millis(wait_ms));
+        let pid = mnt.pid().expect("mfsmount runs");
+        mnt.remount().expect("remount");
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "mfsmount {pid} killed {wait_ms} ms after its start is not gone: {}",
+            std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default()
+        );
+    }
+    assert!(mnt.wait_mounted(BOUND));
+    // The mount answers (statfs of a mount without master returns, at most after a connect try).
+    let (tx, rx) = mpsc::channel();
+    let p = mnt.mountpoint.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(nix::sys::statfs::statfs(&p).map(drop));
+    });
+    assert!(
+        rx.recv_timeout(BOUND).is_ok(),
+        "statfs of the remounted mountpoint hangs"
+    );
+    mnt.unmount(Duration::from_secs(2)).expect("unmount");
+}
+
 #[test]
 fn lab_metalogger_takeover() {
     let Some(lab) = Lab::new("ml") else { return };

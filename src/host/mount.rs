@@ -10,6 +10,14 @@
 //! reconnects by itself after a failover. In a lab, the mount runs in a node's network
 //! namespace through `nsenter --net=` (see [`super::mfs::command_in_netns`]), so the mount stays
 //! visible in the caller's mount namespace.
+//!
+//! Killing mfsmount alone can leave its FUSE connection alive: mfsmount checks its own mountpoint
+//! with `stat` from a thread of its own, and a SIGKILL while that call waits for an answer leaves
+//! the thread in uninterruptible sleep, holding `/dev/fuse` (and so the connection) open, with
+//! nobody left to answer. Every later `stat` there (our probe, a pod) hangs for good. So whenever we
+//! kill our mfsmount we also abort its connection (`/sys/fs/fuse/connections/N/abort`, N = the
+//! mount's device number), and a mount that is still coming up is given time
+//! ([`STARTING_GRACE`]) before it counts as failed.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -36,11 +44,20 @@ pub enum MountError {
     Umount { path: PathBuf, source: Errno },
 }
 
+/// How long a started mfsmount may take to show up in the mount table before it counts as failed
+/// (milliseconds on a Pi; seconds on a loaded or emulated machine).
+pub const STARTING_GRACE: Duration = Duration::from_secs(10);
+
+/// Where the kernel's fusectl file system lists FUSE connections.
+const FUSE_CONNECTIONS: &str = "/sys/fs/fuse/connections";
+
 /// What a health check found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MountHealth {
     /// Mounted, our mfsmount runs, and the file system answers `statfs`.
     Healthy,
+    /// Our mfsmount was started less than [`STARTING_GRACE`] ago, runs, and has not mounted yet.
+    Starting,
     /// No mount at the mountpoint.
     NotMounted,
     /// Our mfsmount process has exited (the mount, if still listed, is dead).
@@ -70,6 +87,10 @@ pub struct MfsMount {
     /// mfsmount's stdout and stderr are appended here.
     pub log: PathBuf,
     process: Option<Daemon>,
+    /// When `process` was started.
+    started_at: Option<StdInstant>,
+    /// The FUSE connection (the mount's device number) of our mount, once it was seen mounted.
+    connection: Option<u64>,
     /// Set while a `stat` probe thread is still out (a hung mount): no second one is started.
     probe_busy: Arc<AtomicBool>,
 }
@@ -90,6 +111,8 @@ impl MfsMount {
             options: Vec::new(),
             log: log.into(),
             process: None,
+            started_at: None,
+            connection: None,
             probe_busy: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -135,11 +158,49 @@ impl MfsMount {
             path: self.mountpoint.clone(),
             source,
         })?;
-        if let Some(mut old) = self.process.take() {
-            old.kill_now();
-        }
+        self.kill_server();
         self.process = Some(Daemon::spawn(self.spec())?);
+        self.started_at = Some(StdInstant::now());
         Ok(())
+    }
+
+    /// SIGKILLs our mfsmount, if any, and aborts its FUSE connection, so no thread (its own, our
+    /// probe's, a pod's) stays blocked on a mount nobody serves any more.
+    fn kill_server(&mut self) {
+        let Some(mut p) = self.process.take() else {
+            return;
+        };
+        // The mount may have come up since we last looked.
+        self.refresh_connection();
+        let before = self.connection;
+        if let Some(c) = before {
+            abort_connection(c);
+        }
+        p.kill_now();
+        // Killed between our look and its mount(2): abort that one too.
+        self.refresh_connection();
+        if let Some(c) = self.connection
+            && Some(c) != before
+        {
+            abort_connection(c);
+        }
+        self.connection = None;
+        self.started_at = None;
+    }
+
+    /// Notes the device number of the FUSE mount at the mountpoint while our mfsmount runs.
+    fn refresh_connection(&mut self) {
+        if let Some(dev) = self.mounted_device() {
+            self.connection = Some(dev);
+        }
+    }
+
+    /// The device number of the (top) FUSE mount at the mountpoint.
+    fn mounted_device(&self) -> Option<u64> {
+        let target = normalise(&self.mountpoint);
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .ok()
+            .and_then(|m| fuse_mount_at(&m, &target))
     }
 
     /// Polls until the mount is listed, our process exits, or `timeout` passes.
@@ -162,10 +223,7 @@ impl MfsMount {
 
     /// Whether a FUSE file system is mounted at the mountpoint (from `/proc/self/mountinfo`).
     pub fn is_mounted(&self) -> bool {
-        let target = normalise(&self.mountpoint);
-        std::fs::read_to_string("/proc/self/mountinfo")
-            .map(|m| fuse_mounted_at(&m, &target))
-            .unwrap_or(false)
+        self.mounted_device().is_some()
     }
 
     /// Our mfsmount's PID while it runs.
@@ -181,13 +239,22 @@ impl MfsMount {
         {
             return MountHealth::ProcessGone;
         }
-        if !self.is_mounted() {
-            return MountHealth::NotMounted;
-        }
+        let Some(dev) = self.mounted_device() else {
+            let coming_up = self.process.is_some()
+                && self
+                    .started_at
+                    .is_some_and(|t| t.elapsed() < STARTING_GRACE);
+            return if coming_up {
+                MountHealth::Starting
+            } else {
+                MountHealth::NotMounted
+            };
+        };
         if self.process.is_none() {
             // Mounted by someone else (or left over by a previous agent): not ours to vouch for.
             return MountHealth::ProcessGone;
         }
+        self.connection = Some(dev);
         match stat_with_timeout(&self.mountpoint, timeout, &self.probe_busy) {
             None => MountHealth::Hung,
             Some(Ok(())) => MountHealth::Healthy,
@@ -219,18 +286,24 @@ impl MfsMount {
     /// Stops our mfsmount (SIGTERM: FUSE unmounts cleanly; SIGKILL after `deadline`), then
     /// detaches whatever is left.
     pub fn unmount(&mut self, deadline: Duration) -> Result<(), MountError> {
+        self.refresh_connection();
         if let Some(mut p) = self.process.take() {
-            p.stop(deadline)?;
+            let stopped = p.stop(deadline);
+            // SIGKILLed after the deadline, or gone: a connection left over is aborted.
+            if let Some(c) = self.connection.take() {
+                abort_connection(c);
+            }
+            stopped?;
         }
+        self.started_at = None;
         self.lazy_unmount()?;
         Ok(())
     }
 
-    /// Kills our mfsmount if it still runs, detaches the mount, and mounts again.
+    /// Kills our mfsmount if it still runs (aborting its FUSE connection), detaches the mount,
+    /// and mounts again.
     pub fn remount(&mut self) -> Result<(), MountError> {
-        if let Some(mut p) = self.process.take() {
-            p.kill_now();
-        }
+        self.kill_server();
         self.lazy_unmount()?;
         self.mount()
     }
@@ -238,10 +311,33 @@ impl MfsMount {
 
 impl Drop for MfsMount {
     fn drop(&mut self) {
-        if let Some(mut p) = self.process.take() {
-            p.kill_now();
-        }
+        self.kill_server();
         let _ = self.lazy_unmount();
+    }
+}
+
+/// Aborts FUSE connection `dev` (every request waiting on it fails at once; a no-op when the
+/// connection is already gone). Mounts fusectl first where nothing did (systemd normally does).
+fn abort_connection(dev: u64) {
+    let dir = Path::new(FUSE_CONNECTIONS);
+    let listed = |d: &Path| std::fs::read_dir(d).is_ok_and(|mut e| e.next().is_some());
+    if !listed(dir) {
+        let _ = nix::mount::mount(
+            Some("fusectl"),
+            dir,
+            Some("fusectl"),
+            nix::mount::MsFlags::empty(),
+            None::<&str>,
+        );
+    }
+    let abort = dir.join(dev.to_string()).join("abort");
+    match std::fs::write(&abort, b"1") {
+        Ok(()) => tracing::info!("aborted the FUSE connection of the killed mfsmount ({dev})"),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!(
+            "cannot abort FUSE connection {dev} ({}): {e}; threads waiting on the dead mount may hang",
+            abort.display()
+        ),
     }
 }
 
@@ -282,16 +378,20 @@ fn normalise(p: &Path) -> PathBuf {
     }
 }
 
-/// Whether `mountinfo` lists a `fuse*` mount at `target` (octal escapes like `\040` decoded).
-fn fuse_mounted_at(mountinfo: &str, target: &Path) -> bool {
-    mountinfo.lines().any(|line| {
-        let mut halves = line.splitn(2, " - ");
-        let (Some(left), Some(right)) = (halves.next(), halves.next()) else {
-            return false;
-        };
-        let mp = left.split(' ').nth(4).map(unescape);
+/// The device number (the kernel's `MAJOR << 20 | MINOR`, which names the FUSE connection) of the
+/// last `fuse*` mount `mountinfo` lists at `target` (octal escapes like `\040` decoded).
+fn fuse_mount_at(mountinfo: &str, target: &Path) -> Option<u64> {
+    mountinfo.lines().rev().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        let mut f = left.split(' ');
+        let dev = f.nth(2)?;
+        let mp = f.nth(1).map(unescape)?;
         let fstype = right.split(' ').next().unwrap_or("");
-        fstype.starts_with("fuse") && mp.as_deref() == Some(target.as_os_str().as_encoded_bytes())
+        if !fstype.starts_with("fuse") || mp != target.as_os_str().as_encoded_bytes() {
+            return None;
+        }
+        let (major, minor) = dev.split_once(':')?;
+        Some((major.parse::<u64>().ok()? << 20) | minor.parse::<u64>().ok()?)
     })
 }
 
@@ -323,9 +423,12 @@ mod tests {
         let mi = "22 1 0:21 / /proc rw,nosuid - proc proc rw\n\
                   88 30 0:50 / /tmp/a\\040b rw,relatime - fuse mfs#10.0.0.1:9421 rw,user_id=0\n\
                   89 30 0:51 / /tmp/c rw,relatime - tmpfs tmpfs rw\n";
-        assert!(fuse_mounted_at(mi, Path::new("/tmp/a b")));
-        assert!(!fuse_mounted_at(mi, Path::new("/tmp/c")));
-        assert!(!fuse_mounted_at(mi, Path::new("/tmp/a")));
+        assert_eq!(fuse_mount_at(mi, Path::new("/tmp/a b")), Some(50));
+        assert_eq!(fuse_mount_at(mi, Path::new("/tmp/c")), None);
+        assert_eq!(fuse_mount_at(mi, Path::new("/tmp/a")), None);
+        // Stacked mounts: the top one (listed last) is the one a path reaches.
+        let stacked = "88 30 0:50 / /m rw - fuse mfs#a rw\n90 88 1:7 / /m rw - fuse mfs#b rw\n";
+        assert_eq!(fuse_mount_at(stacked, Path::new("/m")), Some((1 << 20) | 7));
     }
 
     #[test]

@@ -284,11 +284,13 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
             leader_seen = view;
         }
         if !host_busy && let Some(action) = agent.poll_action() {
-            info!(
-                epoch = agent.lease().highest_epoch(),
-                "{}",
-                describe(&action)
-            );
+            let epoch = agent.lease().highest_epoch();
+            // A VIP refresh comes with every lease renewal: routine, so only at debug level.
+            if matches!(action, crate::core::plan::Action::VipUp { announce: false, .. }) {
+                debug!(epoch, "{}", describe(&action));
+            } else {
+                info!(epoch, "{}", describe(&action));
+            }
             action_started = Some((action, std::time::Instant::now()));
             loop_health.sent(std::time::Instant::now());
             if host_tx.send(HostCmd::Execute(action, clock.now())).is_err() {
