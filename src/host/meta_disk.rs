@@ -30,6 +30,9 @@ use crate::config::rack::{Drbd, DrbdVersion};
 const COMMAND_DEADLINE: Duration = Duration::from_secs(20);
 /// How long an unmount may take before it is reported as failed (it is retried).
 const UNMOUNT_DEADLINE: Duration = Duration::from_secs(15);
+/// How long an unmount that finds files still open (EBUSY) is retried before it fails (the
+/// runtime tries the action again).
+const BUSY_DEADLINE: Duration = Duration::from_secs(3);
 
 /// Why a step on the DRBD metadata disk failed.
 #[derive(Debug, thiserror::Error)]
@@ -182,11 +185,24 @@ impl MetaDisk {
             return Ok(());
         }
         let t0 = Instant::now();
-        let done = self.spawn_unmount();
+        let mut done = self.spawn_unmount();
         let mut released = false;
         loop {
             match done.recv_timeout(Duration::from_millis(100)) {
                 Ok(Ok(())) => break,
+                // Files still open there: typically the metadata writer mfsmaster forked, killed
+                // with it but stuck on IO that DRBD froze (released below), or a process that is
+                // still exiting. Retried until BUSY_DEADLINE, then named in the error.
+                Ok(Err(nix::errno::Errno::EBUSY)) => {
+                    if t0.elapsed() > BUSY_DEADLINE {
+                        return Err(self.unmount_error(format!(
+                            "busy: still open by {}",
+                            holders(&self.mountpoint).join(", ")
+                        )));
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                    done = self.spawn_unmount();
+                }
                 Ok(Err(e)) => return Err(self.unmount_error(e.to_string())),
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     return Err(self.unmount_error("the unmount thread died".into()));
@@ -287,6 +303,46 @@ impl MetaDisk {
     }
 }
 
+/// The processes with a file, directory or memory map open under `dir` ("PID (name)"), read from
+/// /proc: named in the error of an unmount that stays busy.
+fn holders(dir: &Path) -> Vec<String> {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return vec!["(cannot read /proc)".into()];
+    };
+    let under = |p: &Path| p.starts_with(dir);
+    let mut out = Vec::new();
+    for e in procs.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let base = e.path();
+        let links = ["cwd", "root"]
+            .iter()
+            .filter_map(|l| std::fs::read_link(base.join(l)).ok())
+            .chain(
+                std::fs::read_dir(base.join("fd"))
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .filter_map(|f| std::fs::read_link(f.path()).ok()),
+            );
+        let maps = std::fs::read_to_string(base.join("maps")).unwrap_or_default();
+        let holds = links.into_iter().any(|l| under(&l))
+            || maps
+                .lines()
+                .filter_map(|l| l.split_whitespace().nth(5))
+                .any(|p| under(Path::new(p)));
+        if holds {
+            let comm = std::fs::read_to_string(base.join("comm")).unwrap_or_default();
+            out.push(format!("{pid} ({})", comm.trim()));
+        }
+    }
+    if out.is_empty() {
+        out.push("no process found (a mount below it, or a kernel user)".into());
+    }
+    out
+}
+
 /// Spawns `c` and waits at most `deadline` (then kills it).
 fn run_with_deadline(
     mut c: Command,
@@ -379,6 +435,15 @@ mod tests {
 40 22 147:0 / /var/lib/mfs/drbd rw,noatime shared:20 - ext4 /dev/drbd0 rw
 41 22 0:44 / /mnt/with\\040space rw - tmpfs tmpfs rw
 ";
+
+    #[test]
+    fn holders_names_the_processes_with_files_open_below_a_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = format!("{} (", std::process::id());
+        assert!(!holders(dir.path()).iter().any(|h| h.starts_with(&me)));
+        let _f = std::fs::File::create(dir.path().join("open")).unwrap();
+        assert!(holders(dir.path()).iter().any(|h| h.starts_with(&me)));
+    }
 
     #[test]
     fn mount_points_are_read_from_mountinfo() {

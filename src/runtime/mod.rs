@@ -286,7 +286,13 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
         if !host_busy && let Some(action) = agent.poll_action() {
             let epoch = agent.lease().highest_epoch();
             // A VIP refresh comes with every lease renewal: routine, so only at debug level.
-            if matches!(action, crate::core::plan::Action::VipUp { announce: false, .. }) {
+            if matches!(
+                action,
+                crate::core::plan::Action::VipUp {
+                    announce: false,
+                    ..
+                }
+            ) {
                 debug!(epoch, "{}", describe(&action));
             } else {
                 info!(epoch, "{}", describe(&action));
