@@ -55,6 +55,8 @@ pub struct LinuxHost {
     meta_disk_error: Option<String>,
     /// The worker mount's last health, logged when it changes.
     mount_health: Option<MountHealth>,
+    /// Killed daemons not reaped yet (blocked in the kernel), kept to be reaped.
+    dying: Vec<Daemon>,
     replica_primary: bool,
     provisioner: bool,
     /// Tells the runtime's PVC provisioner whether (and in which epoch) this node leads.
@@ -160,6 +162,7 @@ impl LinuxHost {
             meta_disk,
             meta_disk_error: None,
             mount_health: None,
+            dying: Vec::new(),
             replica_primary: false,
             provisioner: false,
             leadership: None,
@@ -364,6 +367,13 @@ impl Host for LinuxHost {
     }
 
     fn observe(&mut self, now: Instant) -> Observed {
+        self.dying.retain_mut(|d| {
+            let gone = matches!(d.status(), mfs::DaemonStatus::Exited(_));
+            if gone {
+                tracing::info!("the killed {} has exited", d.spec().program.display());
+            }
+            !gone
+        });
         // Only a candidate looks for the VIP: a node that can never lead never added it, and
         // one sharing an interface with a candidate (two agents on one host in the VM tier)
         // would otherwise remove the leader's address as its own stale VIP.
@@ -541,17 +551,33 @@ impl Host for LinuxHost {
             Action::VipDown => self.vip()?.down().map_err(|e| e.to_string())?,
             Action::StopMaster => {
                 if let Some(mut m) = self.master.take() {
+                    // DRBD froze IO (the peer is gone and our fence-peer handler refused: we no
+                    // longer hold the lease): mfsmaster would hang on it until SIGKILL and past
+                    // it. Fail that IO first, so its writes fail fast and never land.
+                    if let Some(d) = &self.meta_disk
+                        && d.status().is_ok_and(|s| s.suspended)
+                    {
+                        d.fail_frozen_io().map_err(|e| e.to_string())?;
+                    }
                     let stopped = m.stop(self.stop_deadline).map_err(|e| e.to_string())?;
                     self.master_unclean = !stopped.clean;
-                    tracing::info!(
-                        "mfsmaster stopped in {:?} ({})",
-                        stopped.took,
-                        if stopped.clean {
-                            "clean"
-                        } else {
-                            "killed: next start uses -a"
-                        }
-                    );
+                    if stopped.exited {
+                        tracing::info!(
+                            "mfsmaster stopped in {:?} ({})",
+                            stopped.took,
+                            if stopped.clean {
+                                "clean"
+                            } else {
+                                "killed: next start uses -a"
+                            }
+                        );
+                    } else {
+                        tracing::warn!(
+                            "mfsmaster killed after {:?} but not exited yet: blocked in the kernel (IO?); it serves no one and dies when its IO is released",
+                            stopped.took
+                        );
+                        self.dying.push(m);
+                    }
                 }
             }
             Action::ReplicaSecondary => {

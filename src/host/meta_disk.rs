@@ -258,7 +258,7 @@ impl MetaDisk {
     /// This node is fencing and DRBD holds its writes frozen: drop the backing disk, then resume
     /// IO, so the frozen writes fail instead of landing on a disk the new primary no longer
     /// replicates.
-    fn fail_frozen_io(&self) -> Result<(), MetaDiskError> {
+    pub fn fail_frozen_io(&self) -> Result<(), MetaDiskError> {
         tracing::warn!(
             "DRBD {}: IO frozen by fencing while this node fences; detaching the disk so the frozen writes fail",
             self.resource

@@ -610,6 +610,9 @@ pub struct Stopped {
     pub clean: bool,
     /// It was SIGKILLed at the deadline.
     pub killed: bool,
+    /// It has exited and was reaped. False for a SIGKILLed process still blocked in the kernel
+    /// (e.g. on IO that DRBD froze): it dies when that IO is released.
+    pub exited: bool,
     pub exit: Exit,
     /// From SIGTERM to exit (zero when it had exited already).
     pub took: Duration,
@@ -628,6 +631,8 @@ pub struct Daemon {
     exit: Option<Exit>,
     stop_sent: Option<StdInstant>,
     stopped: Option<Stopped>,
+    /// SIGKILL was sent (a process blocked in the kernel, e.g. on IO DRBD froze, outlives it).
+    kill_sent: bool,
 }
 
 impl Daemon {
@@ -661,6 +666,7 @@ impl Daemon {
             exit: None,
             stop_sent: None,
             stopped: None,
+            kill_sent: false,
         })
     }
 
@@ -770,6 +776,7 @@ impl Daemon {
         let s = Stopped {
             clean,
             killed,
+            exited: self.exit.is_some(),
             exit,
             took,
         };
@@ -798,6 +805,10 @@ impl Daemon {
         let pid = Pid::from_raw(self.child.id() as i32);
         let _ = killpg(pid, Signal::SIGKILL);
         let _ = kill(pid, Signal::SIGKILL);
+        if std::mem::replace(&mut self.kill_sent, true) {
+            // Killed before and still not reaped: blocked in the kernel; waiting again is futile.
+            return Exit::Signal(Signal::SIGKILL as i32);
+        }
         let until = StdInstant::now() + Duration::from_secs(2);
         while StdInstant::now() < until {
             if let DaemonStatus::Exited(e) = self.status() {
