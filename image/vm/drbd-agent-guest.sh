@@ -115,6 +115,24 @@ mounted() { grep -q ' /mnt/mfs fuse' /proc/mounts && mkdir -p /mnt/mfs/w 2>/dev/
 ( wait_for 300 mounted && touch /run/mounted ) &
 wait_for 310 test -e /run/mounted || { say "FAIL /mnt/mfs not mounted and writable"; mount_diag; finish; }
 : > /run/acks
+# A stall watchdog: when no record has been acknowledged for 30 s, the MooseFS logs go to the
+# console once (the client's retries, the chunkserver's and the master's view of the chunk).
+(
+    last=""; same=0; dumped=""
+    while [ ! -e /run/stop ]; do
+        sleep 5
+        n=$(wc -l < /run/acks)
+        if [ "$n" = "$last" ]; then same=$((same + 5)); else same=0; last=$n; dumped=""; fi
+        if [ $same -ge 30 ] && [ -z "$dumped" ]; then
+            say "DIAG no write acknowledged for $same s (last ACK $n)"
+            mount_diag
+            for f in /run/mh-state/mfs/mfschunkserver.log /run/mh-state/mfs/mfsmaster.log; do
+                tail -12 "$f" 2>/dev/null | while read -r l; do say "DIAG ${f##*/}: $l"; done
+            done
+            dumped=1
+        fi
+    done
+) &
 (
     i=1
     say "WRITER start"

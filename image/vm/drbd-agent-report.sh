@@ -47,7 +47,7 @@ report() {
             echo "test-drbd-agent: fencing: a powered off at the fault (its console's last line $(rel "$fault" "$a_last") s); b promoted +$(rel "$fault" "$b_primary") s"
             ;;
         partition-leader)
-            a_stop=$(first_after "$W/console-a.log" "$fault" 'A\[a\].*mfsmaster stopped')
+            a_stop=$(first_after "$W/console-a.log" "$fault" 'A\[a\].*(mfsmaster stopped|the killed mfsmaster has exited)')
             a_umount=$(first_after "$W/console-a.log" "$fault" 'A\[a\].*metadata disk unmounted')
             a_sec=$(first_after "$W/console-a.log" "$fault" 'A\[a\].*DRBD mfsmeta secondary')
             a_vip=$(first_after "$W/console-a.log" "$fault" 'A\[a\].*remove the VIP')

@@ -551,15 +551,25 @@ impl Host for LinuxHost {
             Action::VipDown => self.vip()?.down().map_err(|e| e.to_string())?,
             Action::StopMaster => {
                 if let Some(mut m) = self.master.take() {
-                    // DRBD froze IO (the peer is gone and our fence-peer handler refused: we no
-                    // longer hold the lease): mfsmaster would hang on it until SIGKILL and past
-                    // it. Fail that IO first, so its writes fail fast and never land.
-                    if let Some(d) = &self.meta_disk
-                        && d.status().is_ok_and(|s| s.suspended)
-                    {
-                        d.fail_frozen_io().map_err(|e| e.to_string())?;
-                    }
-                    let stopped = m.stop(self.stop_deadline).map_err(|e| e.to_string())?;
+                    // If DRBD freezes IO (the peer is gone and our fence-peer handler refused: we
+                    // no longer hold the lease), before or while mfsmaster stops, mfsmaster hangs
+                    // on it until SIGKILL and past it. That IO is failed at once, so its writes
+                    // fail fast and never land.
+                    let mut released = false;
+                    m.begin_stop().map_err(|e| e.to_string())?;
+                    let stopped = loop {
+                        if !released
+                            && let Some(d) = &self.meta_disk
+                            && d.status().is_ok_and(|s| s.suspended)
+                        {
+                            d.fail_frozen_io().map_err(|e| e.to_string())?;
+                            released = true;
+                        }
+                        if let Some(s) = m.poll_stop(self.stop_deadline) {
+                            break s;
+                        }
+                        std::thread::sleep(Duration::from_millis(50));
+                    };
                     self.master_unclean = !stopped.clean;
                     if stopped.exited {
                         tracing::info!(

@@ -71,6 +71,9 @@ const EOF_MARKER: &[u8; 16] = b"[MFS EOF MARKER]";
 const MAX_ID_HOLE: u64 = 10_000;
 /// How much of a daemon's log a failure diagnosis reads (from its end).
 const LOG_TAIL: u64 = 64 * 1024;
+/// How long a SIGKILLed daemon is waited for. One blocked in the kernel (IO that DRBD froze, a
+/// dead FUSE mount) outlives SIGKILL; it is left to be reaped later.
+const KILL_REAP: Duration = Duration::from_secs(2);
 
 /// Errors of the MooseFS drivers.
 #[derive(Debug, thiserror::Error)]
@@ -754,7 +757,8 @@ impl Daemon {
     }
 
     /// Non-blocking stop step: `Some` once it has exited; SIGKILLs it (and its process group)
-    /// when `deadline` has passed since [`Daemon::begin_stop`].
+    /// when `deadline` has passed since [`Daemon::begin_stop`], and gives up waiting
+    /// [`KILL_REAP`] later (`Stopped::exited` false: blocked in the kernel).
     pub fn poll_stop(&mut self, deadline: Duration) -> Option<Stopped> {
         if let Some(s) = self.stopped {
             return Some(s);
@@ -763,11 +767,14 @@ impl Daemon {
         let took = self.stop_sent.map_or(Duration::ZERO, |t| t.elapsed());
         if let DaemonStatus::Exited(exit) = status {
             let clean = self.stop_sent.is_some() && exit == Exit::Code(0);
-            return Some(self.finish(clean, false, exit, took));
+            let killed = self.kill_sent;
+            return Some(self.finish(clean, killed, exit, took));
         }
         if self.stop_sent.is_some() && took >= deadline {
-            let exit = self.kill_now();
-            return Some(self.finish(false, true, exit, took));
+            self.send_kill();
+            if took >= deadline + KILL_REAP {
+                return Some(self.finish(false, true, Exit::Signal(Signal::SIGKILL as i32), took));
+            }
         }
         None
     }
@@ -801,15 +808,12 @@ impl Daemon {
         if let DaemonStatus::Exited(e) = self.status() {
             return e;
         }
-        // Not reaped yet, so the PID and group id cannot have been reused.
-        let pid = Pid::from_raw(self.child.id() as i32);
-        let _ = killpg(pid, Signal::SIGKILL);
-        let _ = kill(pid, Signal::SIGKILL);
-        if std::mem::replace(&mut self.kill_sent, true) {
+        if self.kill_sent {
             // Killed before and still not reaped: blocked in the kernel; waiting again is futile.
             return Exit::Signal(Signal::SIGKILL as i32);
         }
-        let until = StdInstant::now() + Duration::from_secs(2);
+        self.send_kill();
+        let until = StdInstant::now() + KILL_REAP;
         while StdInstant::now() < until {
             if let DaemonStatus::Exited(e) = self.status() {
                 return e;
@@ -817,6 +821,17 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(5));
         }
         Exit::Signal(Signal::SIGKILL as i32)
+    }
+
+    /// SIGKILLs its process group and PID, once.
+    fn send_kill(&mut self) {
+        if std::mem::replace(&mut self.kill_sent, true) {
+            return;
+        }
+        // Not reaped yet, so the PID and group id cannot have been reused.
+        let pid = Pid::from_raw(self.child.id() as i32);
+        let _ = killpg(pid, Signal::SIGKILL);
+        let _ = kill(pid, Signal::SIGKILL);
     }
 
     /// Sends `sig` to its own PID (not the group), if it still runs.
