@@ -29,7 +29,8 @@ report() {
     cut -c1-220 "$W/timeline.log"
     fail=""
     last_ack=$(last_before "$W/console-b.log" "$fault" 'MH\[b\] ACK ')
-    first_ack=$(first_after "$W/console-b.log" "$fault" 'MH\[b\] ACK ')
+    # A write acknowledged within 0.25 s of the fault was in flight before it (as in the lab).
+    first_ack=$(first_after "$W/console-b.log" "$(awk -v f="$fault" 'BEGIN { printf "%.3f", f + 0.25 }')" 'MH\[b\] ACK ')
     verify=$(grep -a 'MH\[b\] .*VERIFY' "$W/console-b.log" | tail -1)
     acked=$(echo "$verify" | sed -n 's/.*VERIFY acked \([0-9]*\) lost.*/\1/p')
     lost=$(echo "$verify" | sed -n 's/.*VERIFY acked [0-9]* lost \([0-9]*\).*/\1/p')
