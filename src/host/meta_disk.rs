@@ -306,16 +306,10 @@ impl MetaDisk {
 /// The processes with a file, directory or memory map open under `dir` ("PID (name)"), read from
 /// /proc: named in the error of an unmount that stays busy.
 fn holders(dir: &Path) -> Vec<String> {
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return vec!["(cannot read /proc)".into()];
-    };
     let under = |p: &Path| p.starts_with(dir);
     let mut out = Vec::new();
-    for e in procs.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        let base = e.path();
+    for pid in super::sys::all_pids() {
+        let base = PathBuf::from(format!("/proc/{pid}"));
         let links = ["cwd", "root"]
             .iter()
             .filter_map(|l| std::fs::read_link(base.join(l)).ok())

@@ -3,6 +3,17 @@
 
 use crate::core::roles::Health;
 
+/// Every process of the machine (the numeric entries of /proc).
+pub fn all_pids() -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Where the Pi firmware publishes `get_throttled` on Raspberry Pi OS and Debian kernels.
 const THROTTLED: &[&str] = &[
     "/sys/devices/platform/soc/soc:firmware/get_throttled",

@@ -39,16 +39,7 @@ pub fn proc_netns(pid: u32) -> Option<u64> {
     s.strip_prefix("net:[")?.strip_suffix(']')?.parse().ok()
 }
 
-/// Every process of the machine (the numeric entries of /proc).
-pub fn all_pids() -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .map(|rd| {
-            rd.flatten()
-                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-                .collect()
-        })
-        .unwrap_or_default()
-}
+pub use crate::host::sys::all_pids;
 
 /// Whether process `pid` still runs (a zombie has exited: nobody reaps orphans in some
 /// containers).
