@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::lab::drill::{self, DrillReport, WRITE_TIMEOUT};
+use crate::lab::drill::{self, Drill, DrillReport, WRITE_TIMEOUT};
 use crate::lab::{self, SYSTEM_KEEPALIVED, SYSTEM_MOOSEHERD};
 
 /// Options of `bench failover`.
@@ -24,7 +24,7 @@ pub struct FailoverOptions {
     pub runs: usize,
     /// Runs of kill-leader and partition-leader (the issue asks for at least 20 of each).
     pub runs_leader_lost: Option<usize>,
-    pub drills: Vec<String>,
+    pub drills: Vec<Drill>,
     pub systems: Vec<String>,
     /// Where the timeline charts go (one per system and drill: the first run).
     pub charts: Option<PathBuf>,
@@ -116,13 +116,6 @@ fn fresh_lab(o: &FailoverOptions, system: &str) -> anyhow::Result<()> {
 /// Runs the benchmark. Progress goes to standard error, one line a run.
 pub fn failover(o: &FailoverOptions) -> anyhow::Result<FailoverReport> {
     lab::require_root()?;
-    for d in &o.drills {
-        anyhow::ensure!(
-            drill::DRILLS.contains(&d.as_str()),
-            "unknown drill `{d}` (available: {})",
-            drill::DRILLS.join(", ")
-        );
-    }
     for s in &o.systems {
         anyhow::ensure!(
             [SYSTEM_MOOSEHERD, SYSTEM_KEEPALIVED].contains(&s.as_str()),
@@ -136,17 +129,17 @@ pub fn failover(o: &FailoverOptions) -> anyhow::Result<FailoverReport> {
     for system in &o.systems {
         fresh_lab(o, system).with_context(|| format!("starting the {system} lab rack"))?;
         let per = report.entry(system.clone()).or_default();
-        for d in &o.drills {
-            let st = per.entry(d.clone()).or_insert_with(|| DrillStats {
-                measure: if drill::measures_pause(d) {
+        for &d in &o.drills {
+            let st = per.entry(d.to_string()).or_insert_with(|| DrillStats {
+                measure: if d.measures_pause() {
                     "longest_pause".into()
                 } else {
                     "first_write".into()
                 },
                 ..DrillStats::default()
             });
-            let runs = match (d.as_str(), o.runs_leader_lost) {
-                ("kill-leader" | "partition-leader", Some(n)) => n,
+            let runs = match o.runs_leader_lost {
+                Some(n) if d.loses_leader() => n,
                 _ => o.runs,
             };
             for i in 0..runs {
@@ -213,7 +206,7 @@ pub fn table(r: &FailoverReport) -> String {
         "false",
         "errors"
     ));
-    let drills: Vec<String> = drill::DRILLS
+    let drills: Vec<String> = Drill::ALL
         .iter()
         .map(|d| d.to_string())
         .filter(|d| r.values().any(|m| m.contains_key(d)))

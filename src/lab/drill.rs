@@ -285,16 +285,91 @@ fn wall_now() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// The drills, in the order `bench failover` runs them.
+/// A failover drill. The names (`as_str`, the CLI's values) are those of `lab drill NAME`, the
+/// JSON reports and the chart files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
+pub enum Drill {
+    KillLeader,
+    CrashMfsmaster,
+    FreezeLeader,
+    PartitionLeader,
+    Flap,
+    Lossy,
+    Starve,
+    Switchover,
+}
+
+impl Drill {
+    /// The drills, in the order `bench failover` runs them.
+    pub const ALL: [Drill; 8] = [
+        Drill::KillLeader,
+        Drill::CrashMfsmaster,
+        Drill::FreezeLeader,
+        Drill::PartitionLeader,
+        Drill::Flap,
+        Drill::Lossy,
+        Drill::Starve,
+        Drill::Switchover,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Drill::KillLeader => "kill-leader",
+            Drill::CrashMfsmaster => "crash-mfsmaster",
+            Drill::FreezeLeader => "freeze-leader",
+            Drill::PartitionLeader => "partition-leader",
+            Drill::Flap => "flap",
+            Drill::Lossy => "lossy",
+            Drill::Starve => "starve",
+            Drill::Switchover => "switchover",
+        }
+    }
+
+    /// The drill called `name`, or an error listing the drills.
+    pub fn named(name: &str) -> anyhow::Result<Drill> {
+        match Drill::ALL.into_iter().find(|d| d.as_str() == name) {
+            Some(d) => Ok(d),
+            None => bail!("unknown drill `{name}` (available: {})", DRILLS.join(", ")),
+        }
+    }
+
+    /// Drills in which no node fails: any failover in them is a false one.
+    pub fn expects_no_failover(self) -> bool {
+        matches!(self, Drill::Lossy | Drill::Starve)
+    }
+
+    /// Drills whose figure is the longest pause in the writes, not the time to the first write
+    /// after one event: the faults that last a while, and the switchover (the old master serves
+    /// until it hands over, so the pause is what a client feels).
+    pub fn measures_pause(self) -> bool {
+        matches!(
+            self,
+            Drill::Flap | Drill::Lossy | Drill::Starve | Drill::Switchover
+        )
+    }
+
+    /// Drills that lose the leader node (`bench failover --runs-leader-lost` applies to them).
+    pub fn loses_leader(self) -> bool {
+        matches!(self, Drill::KillLeader | Drill::PartitionLeader)
+    }
+}
+
+impl std::fmt::Display for Drill {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The drills' names, in the order of [`Drill::ALL`].
 pub const DRILLS: &[&str] = &[
-    "kill-leader",
-    "crash-mfsmaster",
-    "freeze-leader",
-    "partition-leader",
-    "flap",
-    "lossy",
-    "starve",
-    "switchover",
+    Drill::ALL[0].as_str(),
+    Drill::ALL[1].as_str(),
+    Drill::ALL[2].as_str(),
+    Drill::ALL[3].as_str(),
+    Drill::ALL[4].as_str(),
+    Drill::ALL[5].as_str(),
+    Drill::ALL[6].as_str(),
+    Drill::ALL[7].as_str(),
 ];
 
 /// How long the freeze lasts: more than twice the lab's 3 s lease.
@@ -319,16 +394,14 @@ const SETTLE: Duration = Duration::from_secs(3);
 /// No acknowledged write this long after the fault: the drill gives up waiting.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// Drills in which no node fails: any failover in them is a false one.
+/// [`Drill::expects_no_failover`] of a report's drill name (false for an unknown name).
 pub fn expects_no_failover(drill: &str) -> bool {
-    matches!(drill, "lossy" | "starve")
+    Drill::named(drill).is_ok_and(Drill::expects_no_failover)
 }
 
-/// Drills whose figure is the longest pause in the writes, not the time to the first write
-/// after one event: the faults that last a while, and the switchover (the old master serves
-/// until it hands over, so the pause is what a client feels).
+/// [`Drill::measures_pause`] of a report's drill name (false for an unknown name).
 pub fn measures_pause(drill: &str) -> bool {
-    matches!(drill, "flap" | "lossy" | "starve" | "switchover")
+    Drill::named(drill).is_ok_and(Drill::measures_pause)
 }
 
 /// The processes of `system` that decide on a node: the agent, or keepalived.
@@ -409,14 +482,12 @@ impl Drop for Running {
 
 /// Asks node `name`'s agent for a switchover.
 fn agent_switchover(dir: &Path, name: &str) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
     let path = dir.join(name).join("control.sock");
-    let r = rt.block_on(crate::runtime::control::call(
+    let r = crate::runtime::control::call_blocking(
         &path,
         &crate::runtime::control::Request::Switchover { to: None },
-    ))?;
+        None,
+    )?;
     if !r.ok {
         bail!(
             "switchover refused: {}",
@@ -461,7 +532,7 @@ impl Fault {
 fn inject(
     dir: &Path,
     state: &LabState,
-    name: &str,
+    drill: Drill,
     leader: &str,
     li: usize,
 ) -> anyhow::Result<Fault> {
@@ -473,8 +544,8 @@ fn inject(
         restart: false,
         restart_keepalived: false,
     };
-    match name {
-        "kill-leader" => {
+    match drill {
+        Drill::KillLeader => {
             // The fault counts from when every killed process is dead: a write that started
             // while the signals were on their way could still be acknowledged by the old master.
             faults::wait_dead(&kill_node(leader), Duration::from_secs(5));
@@ -482,7 +553,7 @@ fn inject(
             f.what = "killed (every process of the node, SIGKILL)".into();
             f.restart = true;
         }
-        "crash-mfsmaster" => {
+        Drill::CrashMfsmaster => {
             let masters = faults::procs(leader, &["mfsmaster"]);
             if masters.is_empty() {
                 bail!("{leader} runs no mfsmaster to crash");
@@ -495,7 +566,7 @@ fn inject(
             f.at = Instant::now();
             f.what = "mfsmaster killed (SIGKILL)".into();
         }
-        "freeze-leader" => {
+        Drill::FreezeLeader => {
             let mut comms = deciders(system).to_vec();
             comms.push("mfsmaster");
             f = Fault::held(
@@ -508,7 +579,7 @@ fn inject(
                 FREEZE,
             );
         }
-        "partition-leader" => {
+        Drill::PartitionLeader => {
             f = Fault::held(
                 faults::Partition::start(li)?,
                 format!(
@@ -518,7 +589,7 @@ fn inject(
                 PARTITION,
             );
         }
-        "flap" => {
+        Drill::Flap => {
             let _up = faults::LinkGuard(li);
             f.what = format!(
                 "link down {} s / up {} s, {FLAP_CYCLES} times",
@@ -536,7 +607,7 @@ fn inject(
             }
             f.healed = Some(Instant::now());
         }
-        "lossy" => {
+        Drill::Lossy => {
             f = Fault::held(
                 faults::Loss::start(&state.nodes, LOSS_PERCENT)?,
                 format!(
@@ -546,7 +617,7 @@ fn inject(
                 LOSSY_FOR,
             );
         }
-        "starve" => {
+        Drill::Starve => {
             let procs = faults::procs(leader, deciders(system));
             f = Fault::held(
                 faults::Starve::start(&procs, STARVE_PERCENT)?,
@@ -558,7 +629,7 @@ fn inject(
                 STARVE_FOR,
             );
         }
-        "switchover" => {
+        Drill::Switchover => {
             f.at = Instant::now();
             if system == super::SYSTEM_KEEPALIVED {
                 // What an operator of the recipe does: stop keepalived on the master
@@ -574,17 +645,13 @@ fn inject(
                 f.what = "`mooseherd switchover` on the leader".into();
             }
         }
-        other => bail!("unknown drill `{other}` (available: {})", DRILLS.join(", ")),
     }
     Ok(f)
 }
 
-/// Runs drill `name` on the lab at `dir`.
-pub fn run(dir: &Path, name: &str) -> anyhow::Result<DrillReport> {
+/// Runs `drill` on the lab at `dir`.
+pub fn run(dir: &Path, drill: Drill) -> anyhow::Result<DrillReport> {
     super::require_root()?;
-    if !DRILLS.contains(&name) {
-        bail!("unknown drill `{name}` (available: {})", DRILLS.join(", "));
-    }
     let state: LabState = load(dir)?;
     let names = state.nodes.clone();
     super::wait_system_healthy(dir, &state, Duration::from_secs(60))
@@ -621,7 +688,7 @@ pub fn run(dir: &Path, name: &str) -> anyhow::Result<DrillReport> {
     // worse: every write chain then includes the dead chunkserver, and the client waits for its
     // timeout (first write 14 s after the kill instead of ~4 s).
     let file = drill_dir.join(format!(
-        "{name}-{}-{}",
+        "{drill}-{}-{}",
         state.system,
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -657,7 +724,7 @@ pub fn run(dir: &Path, name: &str) -> anyhow::Result<DrillReport> {
             file.display()
         );
     }
-    let fault = inject(dir, &state, name, &old_leader, li)?;
+    let fault = inject(dir, &state, drill, &old_leader, li)?;
     let fault_at = fault.at;
     let fault_wall = wall_now() - fault_at.elapsed().as_secs_f64();
     // Wait for the first acknowledged write after the fault, then a few more seconds of writes.
@@ -791,7 +858,7 @@ pub fn run(dir: &Path, name: &str) -> anyhow::Result<DrillReport> {
     tl.sort_by_key(|m| m.at_ms);
     let round2 = |x: f64| (x * 100.0).round() / 100.0;
     Ok(DrillReport {
-        drill: name.to_string(),
+        drill: drill.as_str().to_string(),
         system: state.system.clone(),
         first_write_ms: first.map(|d| d.as_millis() as u64),
         max_gap_ms: max_gap.as_millis() as u64,
@@ -800,7 +867,11 @@ pub fn run(dir: &Path, name: &str) -> anyhow::Result<DrillReport> {
         vip_on_two_s: round2(vip_two),
         masters_on_two_s: round2(masters_two),
         failovers: moves,
-        false_failovers: if expects_no_failover(name) { moves } else { 0 },
+        false_failovers: if drill.expects_no_failover() {
+            moves
+        } else {
+            0
+        },
         acknowledged: acked_list.len() as u64,
         write_errors,
         leader_before: old_leader,
@@ -839,6 +910,18 @@ fn mount_answers(mount: &Path, timeout: Duration) -> bool {
         std::thread::sleep(Duration::from_secs(1));
     }
     false
+}
+
+impl DrillReport {
+    /// Whether the drill passed: no acknowledged write lost, no split-brain time, a write within
+    /// [`WRITE_TIMEOUT`], and no failover in a drill where no node failed. `lab drill` exits 1
+    /// otherwise.
+    pub fn passed(&self) -> bool {
+        self.lost == 0
+            && self.split_brain_s <= 0.0
+            && self.first_write_ms.is_some()
+            && self.false_failovers == 0
+    }
 }
 
 /// Prints the report for a person.

@@ -246,22 +246,10 @@ pub fn press_button(dir: &Path, name: &str, hold: Duration) -> anyhow::Result<()
 
 /// The agent's status, if it answers.
 pub fn status_of(dir: &Path, name: &str) -> Option<StatusReport> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .ok()?;
     let path = dir.join(name).join("control.sock");
-    let resp = rt
-        .block_on(async {
-            tokio::time::timeout(
-                Duration::from_secs(2),
-                control::call(&path, &Request::Status),
-            )
-            .await
-        })
+    control::call_blocking(&path, &Request::Status, Some(Duration::from_secs(2)))
         .ok()?
-        .ok()?;
-    resp.status
+        .status
 }
 
 /// The node that reports itself leader, with its epoch.

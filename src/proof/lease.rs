@@ -727,6 +727,41 @@ pub struct Summary {
     pub story: Vec<String>,
 }
 
+impl Summary {
+    /// Whether the run passed: no schedule violated an invariant and none had a false failover
+    /// (in the lossy scenario nothing fails, so any election after the first is a false
+    /// failover, which the product promises not to have).
+    pub fn passed(&self) -> bool {
+        self.violations == 0 && self.false_failovers == 0
+    }
+}
+
+/// The `mooseherd sim` command line that replays one schedule of a run, with `{seed}` where the
+/// seed goes (what [`run_many`] takes as `replay`).
+pub fn replay_command(
+    duration: Duration,
+    scenario: Scenario,
+    variant: Option<crate::core::lease::UnsafeVariant>,
+) -> String {
+    use crate::core::lease::UnsafeVariant;
+    let mut replay = format!(
+        "mooseherd sim --seed {{seed}} --schedules 1 --duration {}",
+        duration.as_secs()
+    );
+    replay.push_str(match scenario {
+        Scenario::Harsh => "",
+        Scenario::Lossy => " --scenario lossy",
+        Scenario::Crashes => " --scenario crashes",
+        Scenario::Switchover => " --scenario switchover",
+    });
+    replay.push_str(match variant {
+        None => "",
+        Some(UnsafeVariant::NoDriftMargin) => " --unsafe-variant no-drift-margin",
+        Some(UnsafeVariant::NoRestartWait) => " --unsafe-variant no-restart-wait",
+    });
+    replay
+}
+
 /// Runs `count` schedules with seeds `first_seed..`, stopping early after `max_failures` violations.
 pub fn run_many(
     first_seed: u64,

@@ -5,7 +5,7 @@
 //! read the status; commands that change the rack (switchover, maintenance) are refused unless the
 //! caller's uid (checked with SO_PEERCRED) is root or the agent's own.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -174,7 +174,7 @@ async fn handle(stream: UnixStream, to_agent: mpsc::Sender<Pending>) -> anyhow::
 }
 
 /// Sends one request to the agent at `path` and returns its response.
-pub async fn call(path: &PathBuf, request: &Request) -> anyhow::Result<Response> {
+pub async fn call(path: &Path, request: &Request) -> anyhow::Result<Response> {
     let stream = UnixStream::connect(path).await.with_context(|| {
         format!("cannot reach the agent at {} (is `mooseherd agent` running? give --socket or --config)", path.display())
     })?;
@@ -191,4 +191,26 @@ pub async fn call(path: &PathBuf, request: &Request) -> anyhow::Result<Response>
     .context("the agent did not answer within 10 s")??;
     serde_json::from_str(line.trim())
         .with_context(|| format!("unreadable answer from the agent: {line:?}"))
+}
+
+/// [`call`] for code without a runtime of its own (the CLI, the lab, DRBD's handlers): starts a
+/// small single-threaded runtime for the one request. `timeout` bounds the whole exchange, on
+/// top of [`call`]'s own 10 s wait for the answer.
+pub fn call_blocking(
+    path: &Path,
+    request: &Request,
+    timeout: Option<Duration>,
+) -> anyhow::Result<Response> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    rt.block_on(async {
+        match timeout {
+            None => call(path, request).await,
+            Some(t) => tokio::time::timeout(t, call(path, request))
+                .await
+                .with_context(|| format!("the agent did not answer within {t:?}"))?,
+        }
+    })
 }
