@@ -10,6 +10,7 @@
 pub mod control;
 pub mod metrics;
 pub mod panel;
+pub mod spec;
 pub mod state;
 pub mod watchdog;
 
@@ -24,7 +25,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::config::{HostChecks, Rack};
-use crate::core::agent::{Agent, AgentEvent, AgentMsg, AgentSpec, NodeRole};
+use crate::core::agent::{Agent, AgentEvent, AgentMsg, NodeRole};
 use crate::core::lease::LeaseEvent;
 use crate::core::membership::MemberEvent;
 use crate::core::roles::ReplicaState;
@@ -180,13 +181,7 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
     let (host_tx, mut host_rx) = crate::host::spawn(host);
     let mut host_busy = false;
     let seed = incarnation ^ u64::from(me.0);
-    let mut agent = Agent::new(
-        AgentSpec::from_rack(&rack, me),
-        durable,
-        observed,
-        seed,
-        now,
-    );
+    let mut agent = Agent::new(spec::agent_spec(&rack, me), durable, observed, seed, now);
     let mut maintenance = false;
     // Status LEDs and button (#9): a missing chip or busy pin leaves the agent running without.
     let board = crate::config::Catalog::load(Some(&rack.cluster.boards_dir))
