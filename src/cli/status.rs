@@ -182,10 +182,8 @@ fn render_status(r: &StatusReport, colour: bool) -> String {
                 )
             }
             Some(l) => {
-                use mooseherd::core::leds::{RackView, parse_member_state};
-                match parse_member_state(&m.state).and_then(|st| {
-                    RackView::of_member(st, m.meta.as_ref(), &l.view, a.leader, m.id)
-                }) {
+                use mooseherd::core::leds::RackView;
+                match RackView::of_member(m.state, m.meta.as_ref(), &l.view, a.leader, m.id) {
                     Some(v) => format!(
                         "{} {}",
                         render_leds(&v.pattern(), colour),
@@ -200,7 +198,7 @@ fn render_status(r: &StatusReport, colour: bool) -> String {
             out,
             "{:<10} {:<8} {:>4} {:<26} {:<14} {:<10} {:<12} {leds}",
             format!("{}{me}", name(m.id)),
-            m.state,
+            m.state.as_str(),
             m.incarnation,
             roles,
             lease,

@@ -93,7 +93,7 @@ pub enum NodeRole {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MemberStatus {
     pub id: NodeId,
-    pub state: String,
+    pub state: MemberState,
     pub incarnation: u32,
     pub state_for_ms: u64,
     pub meta: Option<NodeMeta>,
@@ -533,7 +533,7 @@ impl Agent {
             .members()
             .map(|m| MemberStatus {
                 id: m.id,
-                state: format!("{:?}", m.state).to_lowercase(),
+                state: m.state,
                 incarnation: m.incarnation,
                 state_for_ms: now.saturating_since(m.state_since).as_millis() as u64,
                 meta: m.meta,

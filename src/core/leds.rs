@@ -206,8 +206,12 @@ impl RackView {
     /// The view of the node whose status this is. `voters` are the rack's voters;
     /// `host_trouble` is the runtime's verdict that host actions keep failing.
     pub fn from_status(s: &AgentStatus, voters: &[NodeId], host_trouble: bool) -> Self {
-        let alive =
-            |id: NodeId| id == s.node || s.members.iter().any(|m| m.id == id && m.state == ALIVE);
+        let alive = |id: NodeId| {
+            id == s.node
+                || s.members
+                    .iter()
+                    .any(|m| m.id == id && m.state == MemberState::Alive)
+        };
         let alive_voters = voters.iter().filter(|&&v| alive(v)).count();
         let mine = s
             .members
@@ -219,7 +223,7 @@ impl RackView {
         let mut degraded = false;
         let mut member_fencing = false;
         for m in others {
-            if m.state != ALIVE {
+            if m.state != MemberState::Alive {
                 degraded = true;
                 continue;
             }
@@ -317,17 +321,9 @@ impl RackView {
     }
 }
 
-/// `MemberStatus::state` of an alive member (the lower-case name of [`MemberState::Alive`]).
-const ALIVE: &str = "alive";
-
-/// Parses `MemberStatus::state` back.
+/// Parses a member state's name ([`MemberState::as_str`]) back.
 pub fn parse_member_state(s: &str) -> Option<MemberState> {
-    match s {
-        "alive" => Some(MemberState::Alive),
-        "suspect" => Some(MemberState::Suspect),
-        "down" => Some(MemberState::Down),
-        _ => None,
-    }
+    MemberState::ALL.into_iter().find(|m| m.as_str() == s)
 }
 
 /// Length of the start-up lamp test.

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
+use crate::core::membership::MemberState;
 use crate::runtime::control::{self, Request, StatusReport};
 
 /// Default place of the lab.
@@ -403,10 +404,12 @@ pub fn wait_healthy(dir: &Path, names: &[String], timeout: Duration) -> anyhow::
         let statuses: Vec<Option<StatusReport>> = names.iter().map(|n| status_of(dir, n)).collect();
         let answering = statuses.iter().filter(|s| s.is_some()).count();
         let leader = leader(dir, names);
-        let all_alive = statuses
-            .iter()
-            .flatten()
-            .all(|s| s.agent.members.iter().all(|m| m.state == "alive"));
+        let all_alive = statuses.iter().flatten().all(|s| {
+            s.agent
+                .members
+                .iter()
+                .all(|m| m.state == MemberState::Alive)
+        });
         let vip_owner: Vec<&String> = names.iter().filter(|n| has_vip(n)).collect();
         match (
             &leader,
@@ -518,7 +521,11 @@ pub fn print_status(dir: &Path) -> anyhow::Result<()> {
         match s {
             Some(s) => {
                 let a = &s.agent;
-                let alive = a.members.iter().filter(|m| m.state == "alive").count();
+                let alive = a
+                    .members
+                    .iter()
+                    .filter(|m| m.state == MemberState::Alive)
+                    .count();
                 let leader = a
                     .leader
                     .and_then(|l| s.names.get(usize::from(l.0)).cloned())

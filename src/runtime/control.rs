@@ -14,7 +14,9 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::core::agent::AgentStatus;
+use crate::config::{Rack, Role};
+use crate::core::agent::{Agent, AgentStatus};
+use crate::core::{Instant, NodeId};
 use crate::wire::WireStats;
 
 /// Longest request line accepted.
@@ -93,6 +95,103 @@ pub struct StatusReport {
     pub leds: Option<super::panel::LedReport>,
 }
 
+/// What a request may read and change: the agent loop's state, lent for one request.
+pub struct Target<'a> {
+    pub now: Instant,
+    pub agent: &'a mut Agent,
+    pub rack: &'a Rack,
+    /// This node's name.
+    pub node: &'a str,
+    /// Node names by id (index).
+    pub names: &'a [String],
+    /// The host driver's name.
+    pub host: &'a str,
+    pub wire: WireStats,
+    pub leds: Option<super::panel::LedReport>,
+    /// This node's maintenance switch (also flipped by the button).
+    pub maintenance: &'a mut bool,
+}
+
+impl Target<'_> {
+    fn name_of(&self, id: NodeId) -> String {
+        self.names
+            .get(usize::from(id.0))
+            .cloned()
+            .unwrap_or_else(|| id.to_string())
+    }
+}
+
+/// Answers one request from a caller with uid `uid`: the agent loop's whole control logic.
+pub fn handle(t: Target<'_>, request: &Request, uid: u32) -> Response {
+    if request.mutates() && uid != 0 && uid != nix::unistd::geteuid().as_raw() {
+        return Response::error(format!("{request:?} needs root (your uid is {uid})"));
+    }
+    let now = t.now;
+    match request {
+        Request::Status => Response {
+            ok: true,
+            error: None,
+            message: None,
+            status: Some(StatusReport {
+                rack: t.rack.cluster.name.clone(),
+                node: t.node.to_string(),
+                names: t.names.to_vec(),
+                host: t.host.to_string(),
+                uptime_s: now.as_micros() / 1_000_000,
+                agent: t.agent.status(now),
+                wire: t.wire,
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                leds: t.leds,
+            }),
+        },
+        Request::Switchover { to } => {
+            let target = match to {
+                Some(n) => match t.rack.node_by_name(n) {
+                    Some(c) if c.has(Role::Master) => Ok(Some(c.id)),
+                    Some(_) => Err(format!("`{n}` is not a master candidate")),
+                    None => Err(format!("no node named `{n}` in the rack")),
+                },
+                None => Ok(None),
+            };
+            match target {
+                Err(e) => Response::error(e),
+                Ok(to) if t.agent.switchover(now, to) => {
+                    let to = to
+                        .map(|id| format!(" to {}", t.name_of(id)))
+                        .unwrap_or_default();
+                    tracing::info!("switchover asked{to}: stepping down and fencing");
+                    Response::message(format!("{} steps down and hands over{to}", t.node))
+                }
+                Ok(_) => {
+                    let leader = t
+                        .agent
+                        .status(now)
+                        .leader
+                        .map(|id| t.name_of(id))
+                        .unwrap_or_else(|| "unknown".into());
+                    Response::error(format!(
+                        "{} is not the leader (the leader is {leader}); run switchover on the leader",
+                        t.node
+                    ))
+                }
+            }
+        }
+        Request::Maintenance { on } => {
+            *t.maintenance = *on;
+            t.agent.set_maintenance(now, *on);
+            tracing::info!(
+                "maintenance {}",
+                if *on { "on: not eligible" } else { "off" }
+            );
+            Response::message(format!(
+                "{}: maintenance {}",
+                t.node,
+                if *on { "on" } else { "off" }
+            ))
+        }
+    }
+}
+
 /// A request waiting for the agent loop, with the caller's uid and where to answer.
 pub struct Pending {
     pub request: Request,
@@ -137,14 +236,17 @@ pub async fn serve(listener: UnixListener, to_agent: mpsc::Sender<Pending>) {
         };
         let to_agent = to_agent.clone();
         tokio::spawn(async move {
-            if let Err(e) = handle(stream, to_agent).await {
+            if let Err(e) = serve_connection(stream, to_agent).await {
                 tracing::debug!("control connection: {e:#}");
             }
         });
     }
 }
 
-async fn handle(stream: UnixStream, to_agent: mpsc::Sender<Pending>) -> anyhow::Result<()> {
+async fn serve_connection(
+    stream: UnixStream,
+    to_agent: mpsc::Sender<Pending>,
+) -> anyhow::Result<()> {
     let uid = stream.peer_cred().map(|c| c.uid()).unwrap_or(u32::MAX);
     let (read, mut write) = stream.into_split();
     let mut line = String::new();

@@ -19,6 +19,8 @@ use tokio::net::TcpListener;
 
 use crate::core::NodeId;
 use crate::core::agent::{AgentStatus, NodeRole};
+use crate::core::lease::StepDownReason;
+use crate::core::membership::MemberState;
 use crate::core::plan::Action;
 use crate::wire::WireStats;
 
@@ -212,10 +214,10 @@ impl Metrics {
             return;
         }
         self.last_observe = Some(t);
-        for state in ["alive", "suspect", "down"] {
+        for state in MemberState::ALL {
             let n = s.members.iter().filter(|m| m.state == state).count();
             self.members
-                .get_or_create(&label("state", state))
+                .get_or_create(&label("state", state.as_str()))
                 .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
         self.leader.set(i64::from(s.role == NodeRole::Leader));
@@ -279,9 +281,9 @@ impl Metrics {
         self.elections_won.inc();
     }
 
-    pub fn stepped_down(&self, reason: &str) {
+    pub fn stepped_down(&self, reason: StepDownReason) {
         self.step_downs
-            .get_or_create(&label("reason", reason))
+            .get_or_create(&label("reason", step_down_label(reason)))
             .inc();
     }
 
@@ -314,25 +316,35 @@ impl Metrics {
     }
 }
 
-/// `StartMaster { epoch: 3, .. }` -> `start_master`.
-pub fn action_name(a: &Action) -> String {
-    let dbg = format!("{a:?}");
-    let head = dbg
-        .split(|c: char| !c.is_ascii_alphanumeric())
-        .next()
-        .unwrap_or_default();
-    let mut out = String::new();
-    for (i, c) in head.chars().enumerate() {
-        if c.is_ascii_uppercase() {
-            if i > 0 {
-                out.push('_');
-            }
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
+/// The metric label of an action: its variant's name in snake case (`StartMaster { .. }` ->
+/// `start_master`).
+pub fn action_name(a: &Action) -> &'static str {
+    match a {
+        Action::ReplicaPrimary { .. } => "replica_primary",
+        Action::MountMeta { .. } => "mount_meta",
+        Action::StartMaster { .. } => "start_master",
+        Action::VipUp { .. } => "vip_up",
+        Action::StartProvisioner { .. } => "start_provisioner",
+        Action::StopProvisioner => "stop_provisioner",
+        Action::VipDown => "vip_down",
+        Action::StopMaster => "stop_master",
+        Action::UnmountMeta => "unmount_meta",
+        Action::ReplicaSecondary => "replica_secondary",
+        Action::StartMetalogger => "start_metalogger",
+        Action::StopMetalogger => "stop_metalogger",
+        Action::StartChunkserver => "start_chunkserver",
+        Action::Remount => "remount",
     }
-    out
+}
+
+/// The metric label of a step-down's reason: the variant's name in lower case, run together
+/// (`RenewalFailed` -> `renewalfailed`), as dashboards already query it.
+pub fn step_down_label(reason: StepDownReason) -> &'static str {
+    match reason {
+        StepDownReason::RenewalFailed => "renewalfailed",
+        StepDownReason::Switchover => "switchover",
+        StepDownReason::NotEligible => "noteligible",
+    }
 }
 
 /// Counts agent starts in `state_dir/starts` and returns the new count (0 if it cannot be kept).
@@ -445,7 +457,7 @@ mod tests {
         let mut m = Metrics::new("pi1", 3);
         m.action(&Action::StartChunkserver, true, Duration::from_millis(20));
         m.action(&Action::StartChunkserver, true, Duration::from_millis(20));
-        m.stepped_down("switchover");
+        m.stepped_down(StepDownReason::Switchover);
         let mut w = WireStats::default();
         m.observe_wire(&w);
         w.sealed = 5;

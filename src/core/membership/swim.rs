@@ -14,8 +14,12 @@ use super::meta::NodeMeta;
 use super::msg::{GossipMsg, MsgKind, Topic, Update, encoded_len};
 use crate::core::{Instant, Machine, NodeId, Transmit};
 
-/// What this node believes about a member's liveness.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// What this node believes about a member's liveness. Serialized (in `status --json`) as its
+/// lower-case name, [`MemberState::as_str`].
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum MemberState {
     /// Answering (or presumed to, until a probe fails).
     Alive,
@@ -23,6 +27,19 @@ pub enum MemberState {
     Suspect,
     /// Declared down. Not final: the member comes back with a higher incarnation.
     Down,
+}
+
+impl MemberState {
+    pub const ALL: [MemberState; 3] = [MemberState::Alive, MemberState::Suspect, MemberState::Down];
+
+    /// The lower-case name: `alive`, `suspect` or `down` (as in the status and the metrics).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            MemberState::Alive => "alive",
+            MemberState::Suspect => "suspect",
+            MemberState::Down => "down",
+        }
+    }
 }
 
 /// A member as this node sees it.
