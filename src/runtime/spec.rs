@@ -59,25 +59,26 @@ mod tests {
     use crate::core::plan::{Action, MasterState, Observed, ReplicaRole};
     use crate::core::roles::{Health, ReplicaState};
 
-    fn lab_rack() -> Rack {
+    /// A fresh agent for node `name` of the 5-node lab rack.
+    fn lab_agent(name: &str) -> Agent {
         let dir = std::path::Path::new("/tmp");
         let text = crate::lab::rack_toml(dir, &crate::lab::node_names(5), "shared-dir");
-        Rack::parse(&text, std::path::Path::new("lab.toml"), HostChecks::NONE)
+        let rack = Rack::parse(&text, std::path::Path::new("lab.toml"), HostChecks::NONE)
             .expect("lab rack")
-            .0
-    }
-
-    #[test]
-    fn a_chunkserver_worker_starts_its_daemon_and_its_mount() {
-        let rack = lab_rack();
-        let node = rack.node_by_name("pi3").expect("pi3").id;
-        let mut a = Agent::new(
+            .0;
+        let node = rack.node_by_name(name).expect("lab node").id;
+        Agent::new(
             agent_spec(&rack, node),
             LeaseDurable::default(),
             Observed::IDLE,
             1,
             Instant::from_millis(1),
-        );
+        )
+    }
+
+    #[test]
+    fn a_chunkserver_worker_starts_its_daemon_and_its_mount() {
+        let mut a = lab_agent("pi3");
         a.set_health(
             Instant::from_millis(2),
             Health {
@@ -109,15 +110,7 @@ mod tests {
 
     #[test]
     fn a_running_master_does_not_count_its_own_memory_against_eligibility() {
-        let rack = lab_rack();
-        let node = rack.node_by_name("pi1").expect("pi1").id;
-        let mut a = Agent::new(
-            agent_spec(&rack, node),
-            LeaseDurable::default(),
-            Observed::IDLE,
-            1,
-            Instant::from_millis(1),
-        );
+        let mut a = lab_agent("pi1");
         let low = Health {
             mem_available_mib: 184,
             ..Health::default()
