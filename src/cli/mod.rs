@@ -44,7 +44,7 @@ impl SocketArgs {
 
     /// Sends `request` to the agent.
     pub fn call(&self, config: &Path, request: &Request) -> anyhow::Result<Response> {
-        control::call_blocking(&self.path(config), request, None)
+        Ok(control::call_blocking(&self.path(config), request, None)?)
     }
 }
 

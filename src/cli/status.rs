@@ -41,7 +41,9 @@ pub fn run(config: &Path, args: &StatusArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     loop {
-        let text = match control::call_blocking(&path, &Request::Status, None) {
+        let text = match control::call_blocking(&path, &Request::Status, None)
+            .map_err(anyhow::Error::from)
+        {
             Ok(resp) => match resp.status {
                 Some(report) if args.json => serde_json::to_string_pretty(&report)? + "\n",
                 Some(report) => render_status(&report, colour),
@@ -94,12 +96,7 @@ fn render_leds(p: &mooseherd::core::leds::Pattern, colour: bool) -> String {
 
 fn render_status(r: &StatusReport, colour: bool) -> String {
     use std::fmt::Write;
-    let name = |id: mooseherd::core::NodeId| {
-        r.names
-            .get(usize::from(id.0))
-            .cloned()
-            .unwrap_or_else(|| id.to_string())
-    };
+    let name = |id| r.name_of(id);
     let a = &r.agent;
     let mut out = String::new();
     let _ = writeln!(

@@ -13,7 +13,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use super::control::{self, Pending};
+use super::control::{self, Pending, node_name};
 use super::{AgentOptions, metrics, panel, spec, state, watchdog};
 use crate::config::{Node, Rack};
 use crate::core::agent::{Agent, AgentEvent, AgentMsg, AgentStatus, NodeRole};
@@ -257,7 +257,7 @@ impl AgentLoop {
     }
 
     fn name_of(&self, id: NodeId) -> String {
-        name_in(&self.names, id)
+        node_name(&self.names, id)
     }
 
     /// Persist, send, act, report. `Break` when the agent has stopped.
@@ -266,7 +266,7 @@ impl AgentLoop {
         if let Some(g) = self.panel.poll_button(now) {
             let names = &self.names;
             panel::act(g, &mut self.agent, now, &mut self.maintenance, &|id| {
-                name_in(names, id)
+                node_name(names, id)
             });
         }
         self.state
@@ -574,14 +574,6 @@ impl AgentLoop {
         }
         self.shutdown_at = Some(now + Duration::from_secs(5));
     }
-}
-
-/// The name of node `id` (its id when the rack has no such node).
-fn name_in(names: &[String], id: NodeId) -> String {
-    names
-        .get(usize::from(id.0))
-        .cloned()
-        .unwrap_or_else(|| id.to_string())
 }
 
 fn systemd_status(s: &AgentStatus, name_of: &dyn Fn(NodeId) -> String) -> String {

@@ -5,7 +5,7 @@
 //! read the status; commands that change the rack (switchover, maintenance) are refused unless the
 //! caller's uid (checked with SO_PEERCRED) is root or the agent's own.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -114,11 +114,16 @@ pub struct Target<'a> {
 
 impl Target<'_> {
     fn name_of(&self, id: NodeId) -> String {
-        self.names
-            .get(usize::from(id.0))
-            .cloned()
-            .unwrap_or_else(|| id.to_string())
+        node_name(self.names, id)
     }
+}
+
+/// The name of node `id` in `names` (node names by id), or its id when there is no such node.
+pub fn node_name(names: &[String], id: NodeId) -> String {
+    names
+        .get(usize::from(id.0))
+        .cloned()
+        .unwrap_or_else(|| id.to_string())
 }
 
 /// Answers one request from a caller with uid `uid`: the agent loop's whole control logic.
@@ -189,6 +194,13 @@ pub fn handle(t: Target<'_>, request: &Request, uid: u32) -> Response {
                 if *on { "on" } else { "off" }
             ))
         }
+    }
+}
+
+impl StatusReport {
+    /// The name of node `id` in this rack.
+    pub fn name_of(&self, id: NodeId) -> String {
+        node_name(&self.names, id)
     }
 }
 
@@ -275,24 +287,71 @@ async fn serve_connection(
     Ok(())
 }
 
+/// Why a request to the agent got no answer. Each variant says what failed and carries the
+/// cause as its source (printed after it by `{:#}`), never in its own message.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error(
+        "cannot reach the agent at {} (is `mooseherd agent` running? give --socket or --config)",
+        path.display()
+    )]
+    Connect {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Sending the request or reading the answer failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Encode(#[from] serde_json::Error),
+    #[error("the agent did not answer within {} s", after.as_secs_f64())]
+    Timeout {
+        after: Duration,
+        #[source]
+        source: tokio::time::error::Elapsed,
+    },
+    #[error("unreadable answer from the agent: {line:?}")]
+    Unreadable {
+        line: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("starting the tokio runtime")]
+    Runtime(#[source] std::io::Error),
+}
+
+/// How long [`call`] waits for the answer.
+const ANSWER_WITHIN: Duration = Duration::from_secs(10);
+
 /// Sends one request to the agent at `path` and returns its response.
-pub async fn call(path: &Path, request: &Request) -> anyhow::Result<Response> {
-    let stream = UnixStream::connect(path).await.with_context(|| {
-        format!("cannot reach the agent at {} (is `mooseherd agent` running? give --socket or --config)", path.display())
-    })?;
+pub async fn call(path: &Path, request: &Request) -> Result<Response, ControlError> {
+    let stream = UnixStream::connect(path)
+        .await
+        .map_err(|source| ControlError::Connect {
+            path: path.to_path_buf(),
+            source,
+        })?;
     let (read, mut write) = stream.into_split();
     let mut req = serde_json::to_vec(request)?;
     req.push(b'\n');
     write.write_all(&req).await?;
     let mut line = String::new();
-    tokio::time::timeout(
-        Duration::from_secs(10),
-        BufReader::new(read).read_line(&mut line),
-    )
-    .await
-    .context("the agent did not answer within 10 s")??;
-    serde_json::from_str(line.trim())
-        .with_context(|| format!("unreadable answer from the agent: {line:?}"))
+    within(ANSWER_WITHIN, BufReader::new(read).read_line(&mut line)).await??;
+    serde_json::from_str(line.trim()).map_err(|source| ControlError::Unreadable {
+        line: line.clone(),
+        source,
+    })
+}
+
+/// `fut`, or [`ControlError::Timeout`] after `after`.
+async fn within<T>(
+    after: Duration,
+    fut: impl std::future::Future<Output = T>,
+) -> Result<T, ControlError> {
+    tokio::time::timeout(after, fut)
+        .await
+        .map_err(|source| ControlError::Timeout { after, source })
 }
 
 /// [`call`] for code without a runtime of its own (the CLI, the lab, DRBD's handlers): starts a
@@ -302,17 +361,15 @@ pub fn call_blocking(
     path: &Path,
     request: &Request,
     timeout: Option<Duration>,
-) -> anyhow::Result<Response> {
+) -> Result<Response, ControlError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .context("starting the tokio runtime")?;
+        .map_err(ControlError::Runtime)?;
     rt.block_on(async {
         match timeout {
             None => call(path, request).await,
-            Some(t) => tokio::time::timeout(t, call(path, request))
-                .await
-                .with_context(|| format!("the agent did not answer within {t:?}"))?,
+            Some(t) => within(t, call(path, request)).await?,
         }
     })
 }
