@@ -68,7 +68,7 @@ pub(super) struct AgentLoop {
     socket_path: PathBuf,
     host_name: &'static str,
     clock: Clock,
-    pub sock: UdpSocket,
+    sock: UdpSocket,
     endpoint: Endpoint,
     state: state::StateFile,
     host_tx: std::sync::mpsc::Sender<HostCmd>,
@@ -419,6 +419,11 @@ impl AgentLoop {
         self.panel
             .next_wake(self.clock.now())
             .map(|t| self.clock.deadline(t))
+    }
+
+    /// The next datagram on the gossip socket, into `buf`.
+    pub(super) async fn recv(&self, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+        self.sock.recv_from(buf).await
     }
 
     /// A datagram arrived.

@@ -82,7 +82,7 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
         let panel_wake = lp.panel_wake();
         let fast_observe = lp.wants_fast_observe();
         tokio::select! {
-            r = lp.sock.recv_from(&mut buf) => {
+            r = lp.recv(&mut buf) => {
                 let Ok((len, from)) = r else { continue };
                 lp.on_frame(&buf[..len], from).await;
             }
