@@ -138,14 +138,15 @@ fn render_status(r: &StatusReport, colour: bool) -> String {
     for m in &a.members {
         let (roles, lease, replica, health) = match &m.meta {
             Some(meta) => {
+                use mooseherd::core::membership::Roles;
                 let mut roles = Vec::new();
-                for (bit, n) in [
-                    (1u8, "master"),
-                    (2, "chunkserver"),
-                    (4, "worker"),
-                    (8, "voter"),
+                for (role, n) in [
+                    (Roles::MASTER, "master"),
+                    (Roles::CHUNKSERVER, "chunkserver"),
+                    (Roles::WORKER, "worker"),
+                    (Roles::VOTER, "voter"),
                 ] {
-                    if meta.roles.0 & bit != 0 {
+                    if meta.roles.contains(role) {
                         roles.push(n);
                     }
                 }
