@@ -4,7 +4,7 @@ use mooseherd::config::rack::{CLUSTER_KEYS, DRBD_KEYS, NODE_KEYS, PROVISIONER_KE
 
 #[test]
 fn every_schema_key_is_documented() {
-    let readme = include_str!("../README.md");
+    let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"));
     let section = |title: &str| {
         let start = readme
             .find(title)
