@@ -11,7 +11,7 @@ APT_PACKAGES=(
   clang llvm qemu-user-static binfmt-support
   # systemd-analyze verifies the unit
   systemd
-  # image scripts (tests/image_scripts.rs): loop-free partitioning, FAT and ext4 editing
+  # image scripts (tests/it/image_scripts.rs): loop-free partitioning, FAT and ext4 editing
   fdisk dosfstools mtools e2fsprogs
   # the lab rack: namespaces, VIP, ARP, packet loss, real MooseFS
   iproute2 nftables arping procps psmisc util-linux

@@ -7,6 +7,35 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::harness::{have_tools, missing_tools};
+
+/// What the image scripts and these tests run (scripts/setup.sh installs them).
+const TOOLS: &[&str] = &[
+    "sfdisk",
+    "fdisk",
+    "mkfs.vfat",
+    "mkfs.ext4",
+    "mcopy",
+    "mmd",
+    "mdir",
+    "mtype",
+    "mlabel",
+    "debugfs",
+    "dumpe2fs",
+    "e2fsck",
+];
+
+/// Skips the calling test unless every tool in [`TOOLS`] is installed.
+macro_rules! need_tools {
+    () => {
+        skip_unless!(
+            have_tools(TOOLS),
+            "{} not installed (scripts/setup.sh installs fdisk, dosfstools, mtools and e2fsprogs)",
+            missing_tools(TOOLS).join(", ")
+        );
+    };
+}
+
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -65,6 +94,7 @@ fn raspios_like(dir: &Path, boot_at: &str) -> PathBuf {
 
 #[test]
 fn customise_injects_mooseherd_into_a_raspios_layout_image_idempotently() {
+    need_tools!();
     let dir = tempfile::tempdir().expect("tempdir");
     let img = raspios_like(dir.path(), "/boot/firmware");
     let bin = fake_binary(dir.path());
@@ -113,6 +143,7 @@ fn customise_injects_mooseherd_into_a_raspios_layout_image_idempotently() {
 
 #[test]
 fn customise_follows_an_older_image_that_mounts_boot_at_slash_boot() {
+    need_tools!();
     let dir = tempfile::tempdir().expect("tempdir");
     let img = raspios_like(dir.path(), "/boot");
     let bin = fake_binary(dir.path());
@@ -133,6 +164,7 @@ fn customise_follows_an_older_image_that_mounts_boot_at_slash_boot() {
 
 #[test]
 fn customise_refuses_a_binary_for_the_wrong_machine_and_an_image_without_partitions() {
+    need_tools!();
     let dir = tempfile::tempdir().expect("tempdir");
     let img = raspios_like(dir.path(), "/boot/firmware");
     let wrong = dir.path().join("x86");
@@ -168,6 +200,7 @@ fn customise_refuses_a_binary_for_the_wrong_machine_and_an_image_without_partiti
 
 #[test]
 fn assemble_lays_out_the_partitions_the_pi_boot_rom_reads() {
+    need_tools!();
     let dir = tempfile::tempdir().expect("tempdir");
     let img = raspios_like(dir.path(), "/boot/firmware");
     let table = run(Command::new("sfdisk").arg("-d").arg(&img));

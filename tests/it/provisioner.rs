@@ -2,10 +2,11 @@
 //! controller binds the claims) and a real MooseFS mount, both started by
 //! `scripts/kube.sh start DIR` (scripts/test.sh does it). The tests read `DIR/env`:
 //!
-//!   MOOSEHERD_TEST_KUBECONFIG=DIR/kubeconfig MOOSEHERD_TEST_MFS=DIR/mfs cargo nextest run --test provisioner
+//!   MOOSEHERD_TEST_KUBECONFIG=DIR/kubeconfig MOOSEHERD_TEST_MFS=DIR/mfs \
+//!     cargo nextest run --test it -E 'test(/^provisioner::/)'
 //!
-//! Without those variables each test prints SKIPPED and passes (a plain `cargo nextest run` stays
-//! fast). Each test has its own namespace, StorageClass, provisioner name and directory under the
+//! Without those variables each test skips (`harness::skip`: it fails under
+//! `MOOSEHERD_NO_SKIP=1`; scripts/test.sh runs these tests in a step of their own). Each test has its own namespace, StorageClass, provisioner name and directory under the
 //! mount, so they run in parallel; each cleans up through a Drop guard, also on failure. Lines
 //! starting with `TIMING` are measured figures (`--nocapture`).
 
@@ -33,22 +34,17 @@ struct Env {
     mount: PathBuf,
 }
 
-fn env(test: &str) -> Option<Env> {
-    match (
-        std::env::var_os("MOOSEHERD_TEST_KUBECONFIG"),
-        std::env::var_os("MOOSEHERD_TEST_MFS"),
-    ) {
-        (Some(k), Some(m)) => Some(Env {
-            kubeconfig: k.into(),
-            mount: m.into(),
-        }),
-        _ => {
-            eprintln!(
-                "SKIPPED {test}: set MOOSEHERD_TEST_KUBECONFIG and MOOSEHERD_TEST_MFS (scripts/kube.sh start DIR writes them to DIR/env)"
-            );
-            None
-        }
-    }
+fn env() -> Option<Env> {
+    let [kubeconfig, mount] = crate::harness::require_env(
+        &["MOOSEHERD_TEST_KUBECONFIG", "MOOSEHERD_TEST_MFS"],
+        "scripts/kube.sh start DIR writes them to DIR/env",
+    )?
+    .try_into()
+    .ok()?;
+    Some(Env {
+        kubeconfig: kubeconfig.into(),
+        mount: mount.into(),
+    })
 }
 
 /// One test's world: namespace, provisioner name, root directory; removed on drop.
@@ -284,8 +280,11 @@ impl Drop for World {
 async fn apply_rbac(client: &Client) {
     use k8s_openapi::api::core::v1::ServiceAccount;
     use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
-    let docs: Vec<serde_json::Value> =
-        serde_saphyr::from_multiple(include_str!("../deploy/rbac.yaml")).expect("deploy/rbac.yaml");
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/rbac.yaml"
+    )))
+    .expect("deploy/rbac.yaml");
     for d in docs {
         let kind = d["kind"].as_str().unwrap_or_default().to_string();
         let pp = PostParams::default();
@@ -338,9 +337,11 @@ async fn impersonating(kubeconfig: &Path, user: &str) -> Client {
 /// The example StorageClasses are valid objects with parameters the provisioner accepts.
 #[test]
 fn deploy_storage_classes_are_valid() {
-    let docs: Vec<StorageClass> =
-        serde_saphyr::from_multiple(include_str!("../deploy/storageclass.yaml"))
-            .expect("deploy/storageclass.yaml");
+    let docs: Vec<StorageClass> = serde_saphyr::from_multiple(include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/storageclass.yaml"
+    )))
+    .expect("deploy/storageclass.yaml");
     assert!(docs.len() >= 3);
     for sc in docs {
         assert_eq!(sc.provisioner, mooseherd::provisioner::DEFAULT_NAME);
@@ -376,7 +377,7 @@ fn hard_length_quota(dir: &Path) -> Option<u64> {
 
 #[tokio::test]
 async fn provision_binds_fast_with_quota_owner_mode_and_rwx() {
-    let Some(e) = env("provision_binds_fast_with_quota_owner_mode_and_rwx") else {
+    let Some(e) = env() else {
         return;
     };
     let mut w = World::new(&e, "bind").await;
@@ -449,7 +450,7 @@ async fn provision_binds_fast_with_quota_owner_mode_and_rwx() {
 
 #[tokio::test]
 async fn release_archives_deletes_or_retains() {
-    let Some(e) = env("release_archives_deletes_or_retains") else {
+    let Some(e) = env() else {
         return;
     };
     let mut w = World::new(&e, "rel").await;
@@ -531,7 +532,7 @@ async fn release_archives_deletes_or_retains() {
 
 #[tokio::test]
 async fn expansion_raises_the_quota() {
-    let Some(e) = env("expansion_raises_the_quota") else {
+    let Some(e) = env() else {
         return;
     };
     let mut w = World::new(&e, "exp").await;
@@ -580,7 +581,7 @@ async fn expansion_raises_the_quota() {
 
 #[tokio::test]
 async fn bad_names_and_parameters_give_events_and_no_directory() {
-    let Some(e) = env("bad_names_and_parameters_give_events_and_no_directory") else {
+    let Some(e) = env() else {
         return;
     };
     let mut w = World::new(&e, "bad").await;
@@ -633,7 +634,7 @@ async fn bad_names_and_parameters_give_events_and_no_directory() {
 
 #[tokio::test]
 async fn killed_mid_provision_leaks_nothing_after_restart() {
-    let Some(e) = env("killed_mid_provision_leaks_nothing_after_restart") else {
+    let Some(e) = env() else {
         return;
     };
     let mut w = World::new(&e, "kill").await;
@@ -670,7 +671,7 @@ async fn killed_mid_provision_leaks_nothing_after_restart() {
 
 #[tokio::test]
 async fn does_nothing_unless_leader() {
-    let Some(e) = env("does_nothing_unless_leader") else {
+    let Some(e) = env() else {
         return;
     };
     let mut w = World::new(&e, "lead").await;
@@ -702,7 +703,7 @@ async fn does_nothing_unless_leader() {
 
 #[tokio::test]
 async fn clone_is_a_snapshot_of_the_source() {
-    let Some(e) = env("clone_is_a_snapshot_of_the_source") else {
+    let Some(e) = env() else {
         return;
     };
     let mut w = World::new(&e, "clone").await;
@@ -740,12 +741,12 @@ async fn clone_is_a_snapshot_of_the_source() {
 /// The real MooseFs implementation's tools on a real mount (no Kubernetes needed).
 #[test]
 fn mfs_tools_on_a_real_mount() {
-    let Some(mount) = std::env::var_os("MOOSEHERD_TEST_MFS").map(PathBuf::from) else {
-        eprintln!(
-            "SKIPPED mfs_tools_on_a_real_mount: set MOOSEHERD_TEST_MFS (scripts/kube.sh mfs-start DIR)"
-        );
+    let Some(vars) =
+        crate::harness::require_env(&["MOOSEHERD_TEST_MFS"], "scripts/kube.sh mfs-start DIR")
+    else {
         return;
     };
+    let mount = PathBuf::from(&vars[0]);
     let root = mount.join(format!("mh-tools-{}", std::process::id()));
     std::fs::create_dir_all(&root).unwrap();
     struct Rm(PathBuf);
@@ -808,7 +809,7 @@ fn mfs_tools_on_a_real_mount() {
 /// are being provisioned, then one left running: every claim Bound, one directory and one PV each.
 #[tokio::test]
 async fn sigkilled_provisioner_process_leaks_nothing() {
-    let Some(e) = env("sigkilled_provisioner_process_leaks_nothing") else {
+    let Some(e) = env() else {
         return;
     };
     let mut w = World::new(&e, "sigkill").await;

@@ -1,138 +1,19 @@
 //! Real agents on loopback: membership over the authenticated wire, the quorum lease, and the
-//! control socket. Each test uses its own 127.T.0.0/16 addresses and its own port, so tests can
-//! run in parallel; every process is killed when the test ends, pass or fail.
+//! control socket. Each rack takes a loopback network and port of its own (`harness::Net`), so
+//! tests can run in parallel; every process is killed when the test ends, pass or fail.
 
-use std::collections::BTreeMap;
-use std::net::{SocketAddr, UdpSocket};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::net::UdpSocket;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use mooseherd::core::NodeId;
 use mooseherd::core::agent::AgentMsg;
 use mooseherd::core::lease::LeaseMsg;
 use mooseherd::wire::{Endpoint, Keyring, Opened};
-use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_mooseherd");
-
-struct TestRack {
-    dir: tempfile::TempDir,
-    tag: u8,
-    port: u16,
-    names: Vec<String>,
-    procs: BTreeMap<String, Child>,
-}
+use crate::harness::{BIN, TestRack, slack, tail};
 
 impl TestRack {
-    /// `nodes`: (name, roles, voter, priority). Addresses 127.TAG.0.(i+1).
-    fn new(tag: u8, nodes: &[(&str, &str, bool, u8)]) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let port = 21000 + u16::from(tag) * 7;
-        let ring = dir.path().join("keyring");
-        let out = Command::new(BIN)
-            .arg("keygen")
-            .arg(&ring)
-            .output()
-            .expect("keygen");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let mut rack = format!(
-            "[cluster]\nname = \"t{tag}\"\nvip = \"127.{tag}.0.250/16\"\nreplication = \"shared-dir\"\nshared_dir = \"{}\"\nkeyring = \"{}\"\ngossip_port = {port}\n",
-            dir.path().join("shared").display(),
-            ring.display()
-        );
-        for (i, (name, roles, voter, prio)) in nodes.iter().enumerate() {
-            let chunk = if roles.contains("chunkserver") {
-                format!("chunk_dirs = [\"{}\"]\n", dir.path().join(name).display())
-            } else {
-                String::new()
-            };
-            rack.push_str(&format!(
-                "\n[[node]]\nname = \"{name}\"\naddr = \"127.{tag}.0.{}\"\nroles = [{roles}]\nboard = \"pi4b\"\nvoter = {voter}\npriority = {prio}\n{chunk}",
-                i + 1
-            ));
-        }
-        std::fs::write(dir.path().join("rack.toml"), rack).expect("write rack");
-        TestRack {
-            dir,
-            tag,
-            port,
-            names: nodes.iter().map(|n| n.0.to_string()).collect(),
-            procs: BTreeMap::new(),
-        }
-    }
-
-    fn rack(&self) -> PathBuf {
-        self.dir.path().join("rack.toml")
-    }
-
-    fn socket(&self, name: &str) -> PathBuf {
-        self.dir.path().join(format!("{name}.sock"))
-    }
-
-    fn addr(&self, name: &str) -> SocketAddr {
-        let i = self.names.iter().position(|n| n == name).expect("node") + 1;
-        format!("127.{}.0.{i}:{}", self.tag, self.port)
-            .parse()
-            .expect("addr")
-    }
-
-    fn start(&mut self, name: &str) {
-        let log = std::fs::File::create(self.dir.path().join(format!("{name}.log"))).expect("log");
-        let child = Command::new(BIN)
-            .arg("--config")
-            .arg(self.rack())
-            .args(["agent", "--host", "dry-run", "--node", name, "--socket"])
-            .arg(self.socket(name))
-            .arg("--state-dir")
-            .arg(self.dir.path().join(format!("state-{name}")))
-            .env("MOOSEHERD_LOG", "debug")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn agent");
-        self.procs.insert(name.to_string(), child);
-    }
-
-    fn signal(&self, name: &str, sig: &str) {
-        let pid = self.procs.get(name).expect("running").id();
-        let ok = Command::new("kill")
-            .args([sig, &pid.to_string()])
-            .status()
-            .expect("kill")
-            .success();
-        assert!(ok, "kill {sig} {name}");
-    }
-
-    fn kill(&mut self, name: &str) {
-        if let Some(mut c) = self.procs.remove(name) {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn log(&self, name: &str) -> String {
-        std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap_or_default()
-    }
-
-    fn status(&self, name: &str) -> Option<Value> {
-        let out = Command::new(BIN)
-            .arg("--config")
-            .arg(self.rack())
-            .args(["status", "--json", "--socket"])
-            .arg(self.socket(name))
-            .output()
-            .ok()?;
-        if !out.status.success() {
-            return None;
-        }
-        serde_json::from_slice(&out.stdout).ok()
-    }
-
     /// The state `observer` has for member `name`.
     fn member_state(&self, observer: &str, name: &str) -> Option<String> {
         let s = self.status(observer)?;
@@ -144,40 +25,6 @@ impl TestRack {
             .get("state")?
             .as_str()
             .map(String::from)
-    }
-
-    fn role(&self, name: &str) -> Option<String> {
-        self.status(name)?["agent"]["role"]
-            .as_str()
-            .map(String::from)
-    }
-
-    /// The node that reports itself as leader, with its epoch.
-    fn leader(&self) -> Option<(String, u64)> {
-        self.procs.keys().find_map(|n| {
-            let s = self.status(n)?;
-            (s["agent"]["role"] == "leader")
-                .then(|| (n.clone(), s["agent"]["epoch"].as_u64().unwrap_or(0)))
-        })
-    }
-
-    fn wait(&self, what: &str, timeout: Duration, f: impl Fn(&Self) -> bool) -> Duration {
-        let start = Instant::now();
-        while start.elapsed() < timeout {
-            if f(self) {
-                return start.elapsed();
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let logs: Vec<String> = self
-            .procs
-            .keys()
-            .map(|n| format!("--- {n}\n{}", tail(&self.log(n), 30)))
-            .collect();
-        panic!(
-            "timed out after {timeout:?} waiting for {what}\n{}",
-            logs.join("\n")
-        );
     }
 
     fn keyring(&self) -> Keyring {
@@ -192,37 +39,15 @@ impl TestRack {
     }
 }
 
-impl Drop for TestRack {
-    fn drop(&mut self) {
-        for (_, mut c) in std::mem::take(&mut self.procs) {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn tail(s: &str, n: usize) -> String {
-    let lines: Vec<&str> = s.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-/// Emulated (qemu-user) agents are slower: give them more time.
-fn slack() -> u32 {
-    if cfg!(target_arch = "x86_64") { 1 } else { 3 }
-}
-
 #[test]
 fn membership_sees_kill_freeze_and_recovery_and_counts_bad_frames() {
-    let mut r = TestRack::new(
-        61,
-        &[
-            ("n1", "\"master\", \"chunkserver\"", true, 200),
-            ("n2", "\"master\", \"chunkserver\"", true, 150),
-            ("n3", "\"worker\"", true, 100),
-            ("n4", "\"worker\"", false, 100),
-            ("ghost", "\"worker\"", false, 100),
-        ],
-    );
+    let mut r = TestRack::new(&[
+        ("n1", "\"master\", \"chunkserver\"", true, 200),
+        ("n2", "\"master\", \"chunkserver\"", true, 150),
+        ("n3", "\"worker\"", true, 100),
+        ("n4", "\"worker\"", false, 100),
+        ("ghost", "\"worker\"", false, 100),
+    ]);
     for n in ["n1", "n2", "n3", "n4"] {
         r.start(n);
     }
@@ -315,14 +140,11 @@ fn membership_sees_kill_freeze_and_recovery_and_counts_bad_frames() {
 
 #[test]
 fn leader_killed_is_replaced_and_a_frozen_leader_fences_on_resume() {
-    let mut r = TestRack::new(
-        62,
-        &[
-            ("n1", "\"master\", \"chunkserver\"", true, 200),
-            ("n2", "\"master\", \"chunkserver\"", true, 150),
-            ("n3", "\"master\", \"worker\"", true, 100),
-        ],
-    );
+    let mut r = TestRack::new(&[
+        ("n1", "\"master\", \"chunkserver\"", true, 200),
+        ("n2", "\"master\", \"chunkserver\"", true, 150),
+        ("n3", "\"master\", \"worker\"", true, 100),
+    ]);
     for n in ["n1", "n2", "n3"] {
         r.start(n);
     }
@@ -396,14 +218,11 @@ fn leader_killed_is_replaced_and_a_frozen_leader_fences_on_resume() {
 
 #[test]
 fn switchover_command_moves_the_lease_to_the_chosen_node() {
-    let mut r = TestRack::new(
-        63,
-        &[
-            ("n1", "\"master\"", true, 200),
-            ("n2", "\"master\"", true, 150),
-            ("n3", "\"worker\"", true, 100),
-        ],
-    );
+    let mut r = TestRack::new(&[
+        ("n1", "\"master\"", true, 200),
+        ("n2", "\"master\"", true, 150),
+        ("n3", "\"worker\"", true, 100),
+    ]);
     for n in ["n1", "n2", "n3"] {
         r.start(n);
     }

@@ -1,149 +1,21 @@
 //! Rack visibility on real agents (loopback, `--host dry-run`): the status LEDs and the button
-//! through the `sim` GPIO backend. Each test has its own 127.T.0.0/16 addresses and port; every
-//! process is killed when the test ends, pass or fail.
+//! through the `sim` GPIO backend. Each rack takes a loopback network and ports of its own
+//! (`harness::Net`); every process is killed when the test ends, pass or fail.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mooseherd::host::gpio::sim::{self, TimelineEntry};
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_mooseherd");
+use crate::harness::{BIN, Net, TestRack, slack, tail};
 
-struct Rack {
-    dir: tempfile::TempDir,
-    procs: BTreeMap<String, Child>,
-}
-
-/// Emulated (qemu-user) agents are slower: give them more time.
-fn slack() -> u32 {
-    if cfg!(target_arch = "x86_64") { 1 } else { 3 }
-}
-
-impl Rack {
-    /// `nodes`: (name, roles, voter, priority, extra node lines).
-    fn new(tag: u8, cluster_extra: &str, nodes: &[(&str, &str, bool, u8, &str)]) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let port = 21000 + u16::from(tag) * 7;
-        let ring = dir.path().join("keyring");
-        let out = Command::new(BIN)
-            .arg("keygen")
-            .arg(&ring)
-            .output()
-            .expect("keygen");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let mut rack = format!(
-            "[cluster]\nname = \"t{tag}\"\nvip = \"127.{tag}.0.250/16\"\nreplication = \"shared-dir\"\nshared_dir = \"{}\"\nkeyring = \"{}\"\ngossip_port = {port}\n{cluster_extra}",
-            dir.path().join("shared").display(),
-            ring.display()
-        );
-        for (i, (name, roles, voter, prio, extra)) in nodes.iter().enumerate() {
-            rack.push_str(&format!(
-                "\n[[node]]\nname = \"{name}\"\naddr = \"127.{tag}.0.{}\"\nroles = [{roles}]\nboard = \"pi4b\"\nvoter = {voter}\npriority = {prio}\n{extra}",
-                i + 1
-            ));
-        }
-        std::fs::write(dir.path().join("rack.toml"), rack).expect("write rack");
-        Rack {
-            dir,
-            procs: BTreeMap::new(),
-        }
-    }
-
-    fn rack(&self) -> PathBuf {
-        self.dir.path().join("rack.toml")
-    }
-
-    fn socket(&self, name: &str) -> PathBuf {
-        self.dir.path().join(format!("{name}.sock"))
-    }
-
-    fn gpio(&self, name: &str) -> PathBuf {
-        self.dir.path().join(format!("gpio-{name}"))
-    }
-
-    fn start_with(&mut self, name: &str, env: &[(&str, &str)]) {
-        let log = std::fs::File::create(self.dir.path().join(format!("{name}.log"))).expect("log");
-        let mut cmd = Command::new(BIN);
-        cmd.arg("--config")
-            .arg(self.rack())
-            .args(["agent", "--host", "dry-run", "--node", name, "--socket"])
-            .arg(self.socket(name))
-            .arg("--state-dir")
-            .arg(self.dir.path().join(format!("state-{name}")))
-            .arg("--gpio")
-            .arg(format!("sim:{}", self.gpio(name).display()))
-            .env("MOOSEHERD_LOG", "debug")
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("WATCHDOG_USEC")
-            .stdout(Stdio::null())
-            .stderr(log);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let child = cmd.spawn().expect("spawn agent");
-        self.procs.insert(name.to_string(), child);
-    }
-
-    fn start(&mut self, name: &str) {
-        self.start_with(name, &[]);
-    }
-
-    fn log(&self, name: &str) -> String {
-        std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap_or_default()
-    }
-
-    fn status(&self, name: &str) -> Option<Value> {
-        let out = Command::new(BIN)
-            .arg("--config")
-            .arg(self.rack())
-            .args(["status", "--json", "--socket"])
-            .arg(self.socket(name))
-            .output()
-            .ok()?;
-        if !out.status.success() {
-            return None;
-        }
-        serde_json::from_slice(&out.stdout).ok()
-    }
-
+impl TestRack {
     fn indication(&self, name: &str) -> Option<String> {
         self.status(name)?["leds"]["indication"]
             .as_str()
             .map(String::from)
-    }
-
-    fn leader(&self) -> Option<(String, u64)> {
-        self.procs.keys().find_map(|n| {
-            let s = self.status(n)?;
-            (s["agent"]["role"] == "leader")
-                .then(|| (n.clone(), s["agent"]["epoch"].as_u64().unwrap_or(0)))
-        })
-    }
-
-    fn wait(&self, what: &str, timeout: Duration, f: impl Fn(&Self) -> bool) -> Duration {
-        let start = Instant::now();
-        while start.elapsed() < timeout {
-            if f(self) {
-                return start.elapsed();
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let logs: Vec<String> = self
-            .procs
-            .keys()
-            .map(|n| format!("--- {n}\n{}", tail(&self.log(n), 30)))
-            .collect();
-        panic!(
-            "timed out after {timeout:?} waiting for {what}\n{}",
-            logs.join("\n")
-        );
     }
 
     /// Holds `name`'s simulated button for `hold`.
@@ -154,20 +26,6 @@ impl Rack {
     }
 }
 
-impl Drop for Rack {
-    fn drop(&mut self) {
-        for (_, mut c) in std::mem::take(&mut self.procs) {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn tail(s: &str, n: usize) -> String {
-    let lines: Vec<&str> = s.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
 fn frames(dir: &Path) -> Vec<(bool, bool, bool)> {
     sim::read_timeline(dir)
         .iter()
@@ -175,9 +33,9 @@ fn frames(dir: &Path) -> Vec<(bool, bool, bool)> {
         .collect()
 }
 
-fn three_nodes(tag: u8) -> Rack {
-    Rack::new(
-        tag,
+fn three_nodes() -> TestRack {
+    TestRack::on(
+        Net::take(),
         "",
         &[
             ("n1", "\"master\"", true, 200, ""),
@@ -185,11 +43,12 @@ fn three_nodes(tag: u8) -> Rack {
             ("n3", "\"worker\"", true, 100, ""),
         ],
     )
+    .with_sim_gpio()
 }
 
 #[test]
 fn leds_show_lamp_test_and_roles_and_the_button_switches_over() {
-    let mut r = three_nodes(91);
+    let mut r = three_nodes();
     for n in ["n1", "n2", "n3"] {
         r.start(n);
     }
@@ -310,7 +169,7 @@ fn leds_show_lamp_test_and_roles_and_the_button_switches_over() {
 
 #[test]
 fn holding_ten_seconds_toggles_maintenance_and_the_leader_hands_over() {
-    let mut r = three_nodes(92);
+    let mut r = three_nodes();
     for n in ["n1", "n2", "n3"] {
         r.start(n);
     }
@@ -356,19 +215,20 @@ fn sample(text: &str, prefix: &str) -> Option<f64> {
 
 #[test]
 fn metrics_endpoint_is_scraped_from_real_agents() {
-    let tag = 93;
-    let port = 21000 + u16::from(tag) * 7 + 1;
+    let net = Net::take();
+    let (tag, port, gossip) = (net.tag, net.tcp_port(), net.port);
     let listen = |i: u8| format!("metrics_listen = \"127.{tag}.0.{i}:{port}\"\n");
     let (l1, l2, l3) = (listen(1), listen(2), listen(3));
-    let mut r = Rack::new(
-        tag,
+    let mut r = TestRack::on(
+        net,
         "",
         &[
             ("n1", "\"master\"", true, 200, &l1),
             ("n2", "\"master\"", true, 150, &l2),
             ("n3", "\"worker\"", true, 100, &l3),
         ],
-    );
+    )
+    .with_sim_gpio();
     for n in ["n1", "n2", "n3"] {
         r.start(n);
     }
@@ -407,7 +267,7 @@ fn metrics_endpoint_is_scraped_from_real_agents() {
     // Junk on the gossip port is rejected, and counted by reason.
     let sock = std::net::UdpSocket::bind(format!("127.{tag}.0.9:0")).expect("bind");
     for _ in 0..5 {
-        sock.send_to(b"not a frame", format!("127.{tag}.0.3:{}", port - 1))
+        sock.send_to(b"not a frame", format!("127.{tag}.0.3:{gossip}"))
             .expect("send");
     }
     r.wait("rejects counted at n3", Duration::from_secs(10) * s, |_| {
@@ -473,7 +333,7 @@ fn count(msgs: &[String], needle: &str) -> usize {
 
 #[test]
 fn sd_notify_ready_status_and_watchdog_pings_that_stop_with_the_loop() {
-    let mut r = three_nodes(94);
+    let mut r = three_nodes();
     let path = r.dir.path().join("notify.sock");
     let sock = std::os::unix::net::UnixDatagram::bind(&path).expect("bind notify socket");
     let p = path.display().to_string();
