@@ -4,6 +4,7 @@
 //! pure state machines; [`wire`] authenticates what travels between agents; [`sim`] drives the
 //! core through seeded faults and [`proof`] checks the product's invariants with it.
 
+pub mod atomic_file;
 pub mod bench;
 pub mod config;
 pub mod core;

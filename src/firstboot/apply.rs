@@ -86,14 +86,7 @@ pub fn put(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<bool> {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
         return Ok(true);
     }
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.mooseherd-tmp"));
-    std::fs::write(&tmp, contents)?;
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))?;
-    std::fs::rename(&tmp, path)?;
+    crate::atomic_file::write_atomic(path, contents, Some(mode))?;
     Ok(true)
 }
 
