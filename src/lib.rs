@@ -13,6 +13,7 @@ pub mod fnv;
 pub mod host;
 pub mod lab;
 pub mod node_id;
+pub mod percentile;
 pub mod proof;
 pub mod provisioner;
 pub mod relpath;
