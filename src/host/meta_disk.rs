@@ -45,23 +45,23 @@ pub enum MetaDiskError {
     },
     #[error("`{command}` did not finish within {secs} s (killed)")]
     Timeout { command: String, secs: u64 },
-    #[error("cannot run `{command}`: {source}")]
+    #[error("cannot run `{command}`: {cause}")]
     Spawn {
         command: String,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {cause}")]
     Read {
         path: String,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("DRBD device {device}: {detail}")]
     Device { device: String, detail: String },
-    #[error("cannot mount {device} (ext4) on {mountpoint}: {source}")]
+    #[error("cannot mount {device} (ext4) on {mountpoint}: {cause}")]
     Mount {
         device: String,
         mountpoint: String,
-        source: nix::Error,
+        cause: nix::Error,
     },
     #[error("cannot unmount {mountpoint}: {detail}")]
     Unmount { mountpoint: String, detail: String },
@@ -100,7 +100,7 @@ impl MetaDisk {
                 let text = std::fs::read_to_string("/proc/drbd").map_err(|source| {
                     MetaDiskError::Read {
                         path: "/proc/drbd (is the drbd module loaded?)".into(),
-                        source,
+                        cause: source,
                     }
                 })?;
                 Ok(drbd::parse_proc_drbd(&text, &self.resource, self.minor()?)?)
@@ -129,7 +129,7 @@ impl MetaDisk {
         let text = std::fs::read_to_string("/proc/self/mountinfo").map_err(|source| {
             MetaDiskError::Read {
                 path: "/proc/self/mountinfo".into(),
-                source,
+                cause: source,
             }
         })?;
         Ok(is_mount_point(&text, &self.mountpoint))
@@ -154,7 +154,7 @@ impl MetaDisk {
         }
         std::fs::create_dir_all(&self.mountpoint).map_err(|source| MetaDiskError::Read {
             path: self.mountpoint.display().to_string(),
-            source,
+            cause: source,
         })?;
         let t0 = Instant::now();
         nix::mount::mount(
@@ -167,7 +167,7 @@ impl MetaDisk {
         .map_err(|source| MetaDiskError::Mount {
             device: self.device.display().to_string(),
             mountpoint: self.mountpoint.display().to_string(),
-            source,
+            cause: source,
         })?;
         tracing::info!(
             "metadata disk {} mounted on {} in {:?}",
@@ -345,7 +345,7 @@ fn run_with_deadline(
 ) -> Result<String, MetaDiskError> {
     let child = c.spawn().map_err(|source| MetaDiskError::Spawn {
         command: name.into(),
-        source,
+        cause: source,
     })?;
     let t0 = Instant::now();
     let mut child = child;
@@ -376,7 +376,7 @@ fn collect(child: Child, name: &str) -> Result<String, MetaDiskError> {
         .wait_with_output()
         .map_err(|source| MetaDiskError::Spawn {
             command: name.into(),
-            source,
+            cause: source,
         })?;
     if out.status.success() {
         return Ok(String::from_utf8_lossy(&out.stdout).into_owned());

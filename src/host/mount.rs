@@ -36,12 +36,12 @@ use super::mfs::{Daemon, DaemonSpec, DaemonStatus, MfsError};
 pub enum MountError {
     #[error(transparent)]
     Mfs(#[from] MfsError),
-    #[error("create mountpoint {path}: {source}")]
-    Mountpoint { path: PathBuf, source: io::Error },
+    #[error("create mountpoint {path}: {cause}")]
+    Mountpoint { path: PathBuf, cause: io::Error },
     #[error("{path} is still mounted (unmount it first)")]
     Busy { path: PathBuf },
-    #[error("umount {path}: {source}")]
-    Umount { path: PathBuf, source: Errno },
+    #[error("umount {path}: {cause}")]
+    Umount { path: PathBuf, cause: Errno },
 }
 
 /// How long a started mfsmount may take to show up in the mount table before it counts as failed
@@ -156,7 +156,7 @@ impl MfsMount {
         }
         std::fs::create_dir_all(&self.mountpoint).map_err(|source| MountError::Mountpoint {
             path: self.mountpoint.clone(),
-            source,
+            cause: source,
         })?;
         self.kill_server();
         self.process = Some(Daemon::spawn(self.spec())?);
@@ -278,7 +278,7 @@ impl MfsMount {
             Err(Errno::EINVAL) | Err(Errno::ENOENT) => Ok(false),
             Err(source) => Err(MountError::Umount {
                 path: self.mountpoint.clone(),
-                source,
+                cause: source,
             }),
         }
     }

@@ -40,11 +40,10 @@ pub struct Rack {
 /// Errors loading a rack file.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read rack file {file}: {source}")]
+    #[error("cannot read rack file {file}: {cause}")]
     Read {
         file: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("{}", .0.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n"))]
     Invalid(Vec<Diagnostic>),
@@ -77,7 +76,7 @@ impl Rack {
     pub fn load(path: &Path, host: HostChecks) -> Result<(Rack, Vec<Diagnostic>), ConfigError> {
         let src = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             file: path.to_path_buf(),
-            source,
+            cause: source,
         })?;
         Self::parse(&src, path, host)
     }

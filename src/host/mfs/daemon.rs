@@ -210,7 +210,7 @@ impl Daemon {
             .process_group(0);
         let child = cmd.spawn().map_err(|source| MfsError::Spawn {
             program: spec.program.display().to_string(),
-            source,
+            cause: source,
         })?;
         Ok(Self {
             spec,
@@ -392,7 +392,7 @@ impl Daemon {
         }
         kill(Pid::from_raw(self.child.id() as i32), sig).map_err(|source| MfsError::Signal {
             pid: self.child.id(),
-            source,
+            cause: source,
         })
     }
 }

@@ -67,14 +67,14 @@ const KILL_REAP: Duration = Duration::from_secs(2);
 /// Errors of the MooseFS drivers.
 #[derive(Debug, thiserror::Error)]
 pub enum MfsError {
-    #[error("{what} {path}: {source}")]
+    #[error("{what} {path}: {cause}")]
     Io {
         what: &'static str,
         path: PathBuf,
-        source: io::Error,
+        cause: io::Error,
     },
-    #[error("cannot run {program}: {source}")]
-    Spawn { program: String, source: io::Error },
+    #[error("cannot run {program}: {cause}")]
+    Spawn { program: String, cause: io::Error },
     #[error("unrecognised version output from {program}: {output:?}")]
     Version { program: String, output: String },
     #[error("config value for {key} contains a line break or is empty")]
@@ -95,15 +95,15 @@ pub enum MfsError {
         missing: u64,
         next: u64,
     },
-    #[error("signal to pid {pid}: {source}")]
-    Signal { pid: u32, source: nix::Error },
+    #[error("signal to pid {pid}: {cause}")]
+    Signal { pid: u32, cause: nix::Error },
 }
 
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> MfsError + 'a {
     move |source| MfsError::Io {
         what,
         path: path.to_owned(),
-        source,
+        cause: source,
     }
 }
 

@@ -35,7 +35,7 @@ impl MfsVersion {
             .output()
             .map_err(|source| MfsError::Spawn {
                 program: program.display().to_string(),
-                source,
+                cause: source,
             })?;
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         Self::parse(&text).ok_or(MfsError::Version {
