@@ -237,10 +237,7 @@ pub fn parse_board(src: &str, source: &str, diags: &mut Diagnostics<'_>) -> Opti
 #[derive(Debug, thiserror::Error)]
 pub enum BoardError {
     #[error("cannot read board directory {dir}: {cause}")]
-    ReadDir {
-        dir: PathBuf,
-        cause: std::io::Error,
-    },
+    ReadDir { dir: PathBuf, cause: std::io::Error },
     #[error("cannot read board file {file}: {cause}")]
     ReadFile {
         file: PathBuf,

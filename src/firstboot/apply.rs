@@ -456,11 +456,8 @@ fn data_disk(opts: &Options, node: &crate::config::Node, r: &mut Report) -> bool
                 r.error(format!("{}: {e}", node.disk_mount.display()));
                 return false;
             }
-            let mounted = std::fs::read_to_string("/proc/self/mountinfo").is_ok_and(|m| {
-                let want = node.disk_mount.display().to_string();
-                m.lines()
-                    .any(|l| l.split_whitespace().nth(4) == Some(want.as_str()))
-            });
+            let mounted = crate::host::mount_table::read()
+                .is_ok_and(|m| crate::host::mount_table::is_mount_point(&m, &node.disk_mount));
             if mounted {
                 return true;
             }

@@ -22,6 +22,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use super::mount_table;
+
 use super::drbd::{self, DrbdCommand, DrbdError, DrbdStatus};
 use crate::config::rack::{Drbd, DrbdVersion};
 
@@ -51,10 +53,7 @@ pub enum MetaDiskError {
         cause: std::io::Error,
     },
     #[error("cannot read {path}: {cause}")]
-    Read {
-        path: String,
-        cause: std::io::Error,
-    },
+    Read { path: String, cause: std::io::Error },
     #[error("DRBD device {device}: {detail}")]
     Device { device: String, detail: String },
     #[error("cannot mount {device} (ext4) on {mountpoint}: {cause}")]
@@ -126,9 +125,9 @@ impl MetaDisk {
 
     /// Whether the metadata filesystem is mounted at the mount point.
     pub fn mounted(&self) -> Result<bool, MetaDiskError> {
-        let text = std::fs::read_to_string("/proc/self/mountinfo").map_err(|source| {
+        let text = std::fs::read_to_string(mount_table::MOUNTINFO).map_err(|source| {
             MetaDiskError::Read {
-                path: "/proc/self/mountinfo".into(),
+                path: mount_table::MOUNTINFO.into(),
                 cause: source,
             }
         })?;
@@ -388,36 +387,9 @@ fn collect(child: Child, name: &str) -> Result<String, MetaDiskError> {
     })
 }
 
-/// Whether `/proc/self/mountinfo` text lists `dir` as a mount point (field 5; the kernel escapes
-/// spaces and other odd bytes as `\ooo`).
+/// Whether `/proc/self/mountinfo` text lists `dir` as a mount point.
 fn is_mount_point(mountinfo: &str, dir: &Path) -> bool {
-    let want = dir.to_string_lossy();
-    mountinfo
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .any(|mp| unescape_octal(mp) == want)
-}
-
-fn unescape_octal(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let oct = b
-            .get(i + 1..i + 4)
-            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
-        match (b[i], oct) {
-            (b'\\', Some(d)) => {
-                out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
-                i += 4;
-            }
-            (c, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    mount_table::is_mount_point(&mount_table::parse(mountinfo), dir)
 }
 
 #[cfg(test)]
