@@ -18,6 +18,22 @@ fn push_kv(out: &mut String, key: &str, value: &str) -> Result<(), MfsError> {
     Ok(())
 }
 
+/// The keys a master's clients (chunkserver, metalogger) end with: the reconnection delay, if
+/// set, then the extra keys.
+fn push_client_tail(
+    out: &mut String,
+    master_reconnection_delay: Option<u32>,
+    extra: &[(String, String)],
+) -> Result<(), MfsError> {
+    if let Some(v) = master_reconnection_delay {
+        push_kv(out, "MASTER_RECONNECTION_DELAY", &v.to_string())?;
+    }
+    for (k, v) in extra {
+        push_kv(out, k, v)?;
+    }
+    Ok(())
+}
+
 /// Writes the config file `dir/name` atomically (see [`write_atomic`]), creating `dir`.
 fn write_config(dir: &Path, name: &str, content: &str) -> Result<PathBuf, MfsError> {
     fs::create_dir_all(dir).map_err(io_err("create config dir", dir))?;
@@ -177,12 +193,7 @@ impl ChunkserverConfig {
         push_kv(&mut s, "CSSERV_LISTEN_HOST", &self.listen_host)?;
         push_kv(&mut s, "CSSERV_LISTEN_PORT", &self.listen_port.to_string())?;
         push_kv(&mut s, "HDD_LEAVE_SPACE_DEFAULT", &self.leave_space)?;
-        if let Some(v) = self.master_reconnection_delay {
-            push_kv(&mut s, "MASTER_RECONNECTION_DELAY", &v.to_string())?;
-        }
-        for (k, v) in &self.extra {
-            push_kv(&mut s, k, v)?;
-        }
+        push_client_tail(&mut s, self.master_reconnection_delay, &self.extra)?;
         Ok(s)
     }
 
@@ -252,12 +263,7 @@ impl MetaloggerConfig {
             "META_DOWNLOAD_FREQ",
             &self.meta_download_freq.to_string(),
         )?;
-        if let Some(v) = self.master_reconnection_delay {
-            push_kv(&mut s, "MASTER_RECONNECTION_DELAY", &v.to_string())?;
-        }
-        for (k, v) in &self.extra {
-            push_kv(&mut s, k, v)?;
-        }
+        push_client_tail(&mut s, self.master_reconnection_delay, &self.extra)?;
         Ok(s)
     }
 
