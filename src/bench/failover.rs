@@ -62,11 +62,7 @@ pub type FailoverReport = BTreeMap<String, BTreeMap<String, DrillStats>>;
 
 /// Nearest-rank percentile of sorted `v`.
 fn percentile(v: &[u64], p: f64) -> u64 {
-    if v.is_empty() {
-        return 0;
-    }
-    let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
-    v[rank.clamp(1, v.len()) - 1]
+    crate::percentile::nearest_rank(v, p).unwrap_or(0)
 }
 
 /// Adds run `r` to `st`.

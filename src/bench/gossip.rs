@@ -521,13 +521,7 @@ fn round1(x: f64) -> f64 {
 /// Nearest-rank percentile (`p` in `0..=1`): the smallest sample with at least `p` of the
 /// samples at or below it. None for no samples.
 fn percentile(samples: &[f64], p: f64) -> Option<f64> {
-    if samples.is_empty() {
-        return None;
-    }
-    let mut v = samples.to_vec();
-    v.sort_by(f64::total_cmp);
-    let rank = (p * v.len() as f64).ceil() as usize;
-    v.get(rank.clamp(1, v.len()) - 1).copied()
+    crate::percentile::of_unsorted(samples, p * 100.0)
 }
 
 /// The report as a short table for a person: one line per metric with its goal and a verdict.

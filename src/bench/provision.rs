@@ -64,12 +64,7 @@ fn json<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, kube:
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    // Nearest rank.
-    let rank = (p / 100.0 * sorted.len() as f64).ceil().max(1.0) as usize;
-    sorted[rank.min(sorted.len()) - 1]
+    crate::percentile::nearest_rank(sorted, p).unwrap_or(0.0)
 }
 
 /// Runs the benchmark; cleans up its namespace, StorageClass, PVs and directories.

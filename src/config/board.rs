@@ -236,17 +236,12 @@ pub fn parse_board(src: &str, source: &str, diags: &mut Diagnostics<'_>) -> Opti
 /// Errors loading the board catalogue.
 #[derive(Debug, thiserror::Error)]
 pub enum BoardError {
-    #[error("cannot read board directory {dir}: {source}")]
-    ReadDir {
-        dir: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("cannot read board file {file}: {source}")]
+    #[error("cannot read board directory {dir}: {cause}")]
+    ReadDir { dir: PathBuf, cause: std::io::Error },
+    #[error("cannot read board file {file}: {cause}")]
     ReadFile {
         file: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("invalid board file(s):\n{}", .0.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n"))]
     Invalid(Vec<Diagnostic>),
@@ -284,7 +279,7 @@ impl Catalog {
             Err(source) => {
                 return Err(BoardError::ReadDir {
                     dir: dir.to_path_buf(),
-                    source,
+                    cause: source,
                 });
             }
         };
@@ -298,7 +293,7 @@ impl Catalog {
         for file in files {
             let src = std::fs::read_to_string(&file).map_err(|source| BoardError::ReadFile {
                 file: file.clone(),
-                source,
+                cause: source,
             })?;
             let mut diags = Diagnostics::new(&file, &src);
             let board = parse_board(&src, &file.display().to_string(), &mut diags);

@@ -2,17 +2,7 @@
 //! calls: time and messages come in as arguments, and what should happen comes out as values.
 //! The tokio runtime and the simulator both drive this same code.
 
-use serde::{Deserialize, Serialize};
-
-/// A node's number: its position in the rack file's `[[node]]` list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct NodeId(pub u16);
-
-impl std::fmt::Display for NodeId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "n{}", self.0)
-    }
-}
+pub use crate::node_id::NodeId;
 
 pub mod time;
 

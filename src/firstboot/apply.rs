@@ -86,14 +86,7 @@ pub fn put(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<bool> {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
         return Ok(true);
     }
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.mooseherd-tmp"));
-    std::fs::write(&tmp, contents)?;
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))?;
-    std::fs::rename(&tmp, path)?;
+    crate::atomic_file::write_atomic(path, contents, Some(mode))?;
     Ok(true)
 }
 
@@ -463,11 +456,8 @@ fn data_disk(opts: &Options, node: &crate::config::Node, r: &mut Report) -> bool
                 r.error(format!("{}: {e}", node.disk_mount.display()));
                 return false;
             }
-            let mounted = std::fs::read_to_string("/proc/self/mountinfo").is_ok_and(|m| {
-                let want = node.disk_mount.display().to_string();
-                m.lines()
-                    .any(|l| l.split_whitespace().nth(4) == Some(want.as_str()))
-            });
+            let mounted = crate::host::mount_table::read()
+                .is_ok_and(|m| crate::host::mount_table::is_mount_point(&m, &node.disk_mount));
             if mounted {
                 return true;
             }

@@ -22,6 +22,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use super::mount_table;
+
 use super::drbd::{self, DrbdCommand, DrbdError, DrbdStatus};
 use crate::config::rack::{Drbd, DrbdVersion};
 
@@ -45,23 +47,20 @@ pub enum MetaDiskError {
     },
     #[error("`{command}` did not finish within {secs} s (killed)")]
     Timeout { command: String, secs: u64 },
-    #[error("cannot run `{command}`: {source}")]
+    #[error("cannot run `{command}`: {cause}")]
     Spawn {
         command: String,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("cannot read {path}: {cause}")]
+    Read { path: String, cause: std::io::Error },
     #[error("DRBD device {device}: {detail}")]
     Device { device: String, detail: String },
-    #[error("cannot mount {device} (ext4) on {mountpoint}: {source}")]
+    #[error("cannot mount {device} (ext4) on {mountpoint}: {cause}")]
     Mount {
         device: String,
         mountpoint: String,
-        source: nix::Error,
+        cause: nix::Error,
     },
     #[error("cannot unmount {mountpoint}: {detail}")]
     Unmount { mountpoint: String, detail: String },
@@ -100,7 +99,7 @@ impl MetaDisk {
                 let text = std::fs::read_to_string("/proc/drbd").map_err(|source| {
                     MetaDiskError::Read {
                         path: "/proc/drbd (is the drbd module loaded?)".into(),
-                        source,
+                        cause: source,
                     }
                 })?;
                 Ok(drbd::parse_proc_drbd(&text, &self.resource, self.minor()?)?)
@@ -126,10 +125,10 @@ impl MetaDisk {
 
     /// Whether the metadata filesystem is mounted at the mount point.
     pub fn mounted(&self) -> Result<bool, MetaDiskError> {
-        let text = std::fs::read_to_string("/proc/self/mountinfo").map_err(|source| {
+        let text = std::fs::read_to_string(mount_table::MOUNTINFO).map_err(|source| {
             MetaDiskError::Read {
-                path: "/proc/self/mountinfo".into(),
-                source,
+                path: mount_table::MOUNTINFO.into(),
+                cause: source,
             }
         })?;
         Ok(is_mount_point(&text, &self.mountpoint))
@@ -154,7 +153,7 @@ impl MetaDisk {
         }
         std::fs::create_dir_all(&self.mountpoint).map_err(|source| MetaDiskError::Read {
             path: self.mountpoint.display().to_string(),
-            source,
+            cause: source,
         })?;
         let t0 = Instant::now();
         nix::mount::mount(
@@ -167,7 +166,7 @@ impl MetaDisk {
         .map_err(|source| MetaDiskError::Mount {
             device: self.device.display().to_string(),
             mountpoint: self.mountpoint.display().to_string(),
-            source,
+            cause: source,
         })?;
         tracing::info!(
             "metadata disk {} mounted on {} in {:?}",
@@ -345,7 +344,7 @@ fn run_with_deadline(
 ) -> Result<String, MetaDiskError> {
     let child = c.spawn().map_err(|source| MetaDiskError::Spawn {
         command: name.into(),
-        source,
+        cause: source,
     })?;
     let t0 = Instant::now();
     let mut child = child;
@@ -376,7 +375,7 @@ fn collect(child: Child, name: &str) -> Result<String, MetaDiskError> {
         .wait_with_output()
         .map_err(|source| MetaDiskError::Spawn {
             command: name.into(),
-            source,
+            cause: source,
         })?;
     if out.status.success() {
         return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
@@ -388,36 +387,9 @@ fn collect(child: Child, name: &str) -> Result<String, MetaDiskError> {
     })
 }
 
-/// Whether `/proc/self/mountinfo` text lists `dir` as a mount point (field 5; the kernel escapes
-/// spaces and other odd bytes as `\ooo`).
+/// Whether `/proc/self/mountinfo` text lists `dir` as a mount point.
 fn is_mount_point(mountinfo: &str, dir: &Path) -> bool {
-    let want = dir.to_string_lossy();
-    mountinfo
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .any(|mp| unescape_octal(mp) == want)
-}
-
-fn unescape_octal(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let oct = b
-            .get(i + 1..i + 4)
-            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
-        match (b[i], oct) {
-            (b'\\', Some(d)) => {
-                out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
-                i += 4;
-            }
-            (c, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    mount_table::is_mount_point(&mount_table::parse(mountinfo), dir)
 }
 
 #[cfg(test)]

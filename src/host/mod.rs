@@ -10,6 +10,7 @@ pub mod linux;
 pub mod meta_disk;
 pub mod mfs;
 pub mod mount;
+pub mod mount_table;
 pub mod vip;
 
 use crate::core::Instant;

@@ -30,18 +30,19 @@ use nix::errno::Errno;
 use nix::mount::{MntFlags, umount2};
 
 use super::mfs::{Daemon, DaemonSpec, DaemonStatus, MfsError};
+use super::mount_table;
 
 /// Errors of the mount driver.
 #[derive(Debug, thiserror::Error)]
 pub enum MountError {
     #[error(transparent)]
     Mfs(#[from] MfsError),
-    #[error("create mountpoint {path}: {source}")]
-    Mountpoint { path: PathBuf, source: io::Error },
+    #[error("create mountpoint {path}: {cause}")]
+    Mountpoint { path: PathBuf, cause: io::Error },
     #[error("{path} is still mounted (unmount it first)")]
     Busy { path: PathBuf },
-    #[error("umount {path}: {source}")]
-    Umount { path: PathBuf, source: Errno },
+    #[error("umount {path}: {cause}")]
+    Umount { path: PathBuf, cause: Errno },
 }
 
 /// How long a started mfsmount may take to show up in the mount table before it counts as failed
@@ -156,7 +157,7 @@ impl MfsMount {
         }
         std::fs::create_dir_all(&self.mountpoint).map_err(|source| MountError::Mountpoint {
             path: self.mountpoint.clone(),
-            source,
+            cause: source,
         })?;
         self.kill_server();
         self.process = Some(Daemon::spawn(self.spec())?);
@@ -198,7 +199,7 @@ impl MfsMount {
     /// The device number of the (top) FUSE mount at the mountpoint.
     fn mounted_device(&self) -> Option<u64> {
         let target = normalise(&self.mountpoint);
-        std::fs::read_to_string("/proc/self/mountinfo")
+        std::fs::read_to_string(mount_table::MOUNTINFO)
             .ok()
             .and_then(|m| fuse_mount_at(&m, &target))
     }
@@ -278,7 +279,7 @@ impl MfsMount {
             Err(Errno::EINVAL) | Err(Errno::ENOENT) => Ok(false),
             Err(source) => Err(MountError::Umount {
                 path: self.mountpoint.clone(),
-                source,
+                cause: source,
             }),
         }
     }
@@ -379,39 +380,13 @@ fn normalise(p: &Path) -> PathBuf {
 }
 
 /// The device number (the kernel's `MAJOR << 20 | MINOR`, which names the FUSE connection) of the
-/// last `fuse*` mount `mountinfo` lists at `target` (octal escapes like `\040` decoded).
+/// last `fuse*` mount `mountinfo` lists at `target`.
 fn fuse_mount_at(mountinfo: &str, target: &Path) -> Option<u64> {
-    mountinfo.lines().rev().find_map(|line| {
-        let (left, right) = line.split_once(" - ")?;
-        let mut f = left.split(' ');
-        let dev = f.nth(2)?;
-        let mp = f.nth(1).map(unescape)?;
-        let fstype = right.split(' ').next().unwrap_or("");
-        if !fstype.starts_with("fuse") || mp != target.as_os_str().as_encoded_bytes() {
-            return None;
-        }
-        let (major, minor) = dev.split_once(':')?;
-        Some((major.parse::<u64>().ok()? << 20) | minor.parse::<u64>().ok()?)
-    })
-}
-
-fn unescape(s: &str) -> Vec<u8> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    out
+    mount_table::parse(mountinfo)
+        .into_iter()
+        .rev()
+        .find(|m| m.fstype.starts_with("fuse") && m.mount_point == target)
+        .and_then(|m| m.device)
 }
 
 #[cfg(test)]

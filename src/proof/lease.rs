@@ -822,14 +822,7 @@ pub fn run_many(
 
 /// The `p`-th percentile (nearest rank) of sorted durations, in ms.
 pub fn percentile(sorted: &[Duration], p: usize) -> Option<u64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let i = (sorted.len() * p)
-        .div_ceil(100)
-        .saturating_sub(1)
-        .min(sorted.len() - 1);
-    Some(sorted[i].as_millis() as u64)
+    crate::percentile::nearest_rank(sorted, p as f64).map(|d| d.as_millis() as u64)
 }
 
 #[cfg(test)]

@@ -26,10 +26,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use tokio::sync::watch;
 use tracing::{Instrument, error, info};
 
-/// The default provisioner name.
-pub const DEFAULT_NAME: &str = "mooseherd.io/moosefs";
-/// The default kubeconfig of an agent on the host.
-pub const DEFAULT_KUBECONFIG: &str = "/etc/mooseherd/kubeconfig";
+pub use crate::config::rack::{DEFAULT_KUBECONFIG, DEFAULT_PROVISIONER_NAME as DEFAULT_NAME};
 
 /// Everything the provisioner needs, resolved from the rack file (or the command line).
 #[derive(Debug, Clone)]

@@ -580,8 +580,7 @@ fn confirmations_shorten_the_suspicion() {
 
 fn percentile(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
-    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
-    v[i]
+    crate::percentile::nearest_rank(v, p * 100.0).unwrap_or(f64::NAN)
 }
 
 fn rate(net: &Net, before: &[u64], secs: f64, skip: usize) -> (f64, f64) {

@@ -53,9 +53,8 @@ pub fn read_timeline(dir: &Path) -> Vec<TimelineEntry> {
 /// Presses (`true`) or releases the simulated button of `dir`.
 pub fn press(dir: &Path, pressed: bool) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    let tmp = dir.join("button.tmp");
-    std::fs::write(&tmp, if pressed { "1\n" } else { "0\n" })?;
-    std::fs::rename(tmp, button_path(dir))
+    let state: &[u8] = if pressed { b"1\n" } else { b"0\n" };
+    crate::atomic_file::write_atomic(&button_path(dir), state, None)
 }
 
 impl SimGpio {

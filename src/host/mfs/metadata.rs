@@ -1,0 +1,274 @@
+//! Metadata files (headers, changelog versions, where a replay would end) and the metalogger
+//! takeover that turns a standby's metalogger files into a master data directory.
+
+use std::fs::{self, File};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::Path;
+
+use super::{
+    EMPTY_METADATA, EOF_MARKER, MAX_ID_HOLE, METALOGGER_METADATA, MfsError, PRE_TAKEOVER_DIR,
+    io_err,
+};
+
+/// The header of a metadata file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetaHeader {
+    /// The next change version the file's state continues from (1 for a new filesystem).
+    pub version: u64,
+    /// The filesystem's id (0 in a new filesystem and in pre-2.0 files).
+    pub metaid: u64,
+}
+
+/// Reads and checks a metadata file the way mfsmaster does (`meta_check_metadatafile`):
+/// signature `MFSM NEW` or `MFSM x.y`, version and id, and the end marker.
+pub fn read_metadata_header(path: &Path) -> Result<MetaHeader, MfsError> {
+    let bad = |reason| MfsError::BadMetadata {
+        path: path.to_owned(),
+        reason,
+    };
+    let mut f = File::open(path).map_err(io_err("open", path))?;
+    let mut sig = [0u8; 8];
+    f.read_exact(&mut sig)
+        .map_err(|_| bad("shorter than a header"))?;
+    if &sig == EMPTY_METADATA {
+        return Ok(MetaHeader {
+            version: 1,
+            metaid: 0,
+        });
+    }
+    if &sig[..5] != b"MFSM "
+        || !(b'1'..=b'9').contains(&sig[5])
+        || sig[6] != b'.'
+        || !sig[7].is_ascii_digit()
+    {
+        return Err(bad("wrong signature"));
+    }
+    let fver = ((sig[5] - b'0') << 4) + (sig[7] - b'0');
+    let mut hdr = [0u8; 16];
+    f.read_exact(&mut hdr)
+        .map_err(|_| bad("shorter than a header"))?;
+    let be = |b: &[u8]| u64::from_be_bytes(b.try_into().unwrap_or([0; 8]));
+    let (version, metaid) = if fver < 0x20 {
+        (be(&hdr[4..12]), 0)
+    } else {
+        (be(&hdr[0..8]), be(&hdr[8..16]))
+    };
+    let marker: [u8; 16] = if fver < 0x16 { [0; 16] } else { *EOF_MARKER };
+    let mut end = [0u8; 16];
+    f.seek(SeekFrom::End(-16))
+        .and_then(|_| f.read_exact(&mut end))
+        .map_err(|_| bad("truncated"))?;
+    if end != marker {
+        return Err(bad("no end marker (incomplete write)"));
+    }
+    Ok(MetaHeader { version, metaid })
+}
+
+/// `changelog.N.mfs`, `changelog_ml.N.mfs`, `changelog_ml_back.N.mfs` (mfsmaster's
+/// `changelog_checkname`, the same in 3.0 and 4.x).
+pub fn changelog_name(name: &str) -> bool {
+    ["changelog.", "changelog_ml.", "changelog_ml_back."]
+        .iter()
+        .any(|p| {
+            name.strip_prefix(p)
+                .and_then(|r| r.strip_suffix(".mfs"))
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
+}
+
+/// The change versions of one changelog file, as mfsmaster's merger reads them: lines
+/// `VERSION: TIMESTAMP|OP`, strictly increasing; reading stops at the first line that is not
+/// (a torn last line, garbage after a crash).
+pub fn changelog_versions(path: &Path) -> Result<Vec<u64>, MfsError> {
+    let f = File::open(path).map_err(io_err("open", path))?;
+    let mut out: Vec<u64> = Vec::new();
+    for line in BufReader::new(f).split(b'\n') {
+        let line = line.map_err(io_err("read", path))?;
+        let digits = line.iter().take_while(|b| b.is_ascii_digit()).count();
+        let v = std::str::from_utf8(&line[..digits])
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok());
+        let ok = match (v, out.last()) {
+            (Some(v), Some(&last)) => {
+                line.get(digits) == Some(&b':') && v > last && v < last + MAX_ID_HOLE
+            }
+            (Some(_), None) => line.get(digits) == Some(&b':'),
+            (None, _) => false,
+        };
+        match v {
+            Some(v) if ok => out.push(v),
+            _ => break,
+        }
+    }
+    Ok(out)
+}
+
+/// The version a master continues from after `-a`: the metadata file's version followed by the
+/// changelog entries that continue it without a hole. Entries older than the file are skipped
+/// (as mfsmaster does); a hole is an error because `mfsmaster -a` refuses it too.
+pub fn replay_end(
+    file_version: u64,
+    changelogs: &[Vec<u64>],
+) -> Result<(u64, Option<u64>), MfsError> {
+    let mut all: Vec<u64> = changelogs
+        .iter()
+        .flatten()
+        .copied()
+        .filter(|&v| v >= file_version)
+        .collect();
+    all.sort_unstable();
+    all.dedup();
+    let mut next = file_version;
+    for v in all {
+        if v != next {
+            return Err(MfsError::ChangelogGap {
+                file_version,
+                missing: next,
+                next: v,
+            });
+        }
+        next += 1;
+    }
+    let last = (next > file_version).then(|| next - 1);
+    Ok((next, last))
+}
+
+/// What a takeover starts the master from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetaInfo {
+    pub metaid: u64,
+    /// Version in the metalogger's metadata file header.
+    pub file_version: u64,
+    /// The last change the changelogs add on top (None: none newer than the file).
+    pub last_change: Option<u64>,
+    /// The version `mfsmaster -a` continues from: `last_change + 1`, or `file_version`.
+    pub version: u64,
+    /// The newest metadata file the data directory held before (moved to `pre-takeover/`;
+    /// None: it was empty). A version above [`MetaInfo::version`] means this node's own old
+    /// master copy was ahead of its metalogger: the caller decides and logs why.
+    pub previous: Option<MetaHeader>,
+    /// Files copied into the data directory (their names).
+    pub copied: Vec<String>,
+}
+
+/// The header of the newest valid metadata file in `dir` (None if none).
+pub fn newest_metadata(dir: &Path) -> Result<Option<MetaHeader>, MfsError> {
+    let mut best: Option<MetaHeader> = None;
+    let rd = match fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err("read dir", dir)(e)),
+    };
+    for entry in rd {
+        let entry = entry.map_err(io_err("read dir", dir))?;
+        if !entry.file_name().to_string_lossy().starts_with("metadata") {
+            continue;
+        }
+        if let Ok(h) = read_metadata_header(&entry.path())
+            && best.is_none_or(|b| h.version > b.version)
+        {
+            best = Some(h);
+        }
+    }
+    Ok(best)
+}
+
+/// Turns a stopped metalogger's files into the master's data directory, for `mfsmaster -a`.
+///
+/// Call it only after the metalogger has exited (taking the files while it runs loses the
+/// changes still in flight: ~0.8 s of writes measured here). It checks the metalogger's
+/// `metadata_ml.mfs.back` (complete, with end marker), checks its metaid against the data
+/// directory's (refusing another filesystem's metadata), checks that the changelogs continue
+/// it without a hole, moves the data directory's previous metadata, changelogs and
+/// `metadata.crc` into `pre-takeover/` (replacing an older one: a stale master copy must not
+/// outrank the metalogger's in `-a`'s "newest file wins" choice), copies `metadata_ml.mfs.back`
+/// and every `changelog_ml*.mfs` under their own names (which `-a` reads in 3.0 and 4.x), and
+/// fsyncs them. Returns the version the master will continue from.
+/// What a takeover from `metalogger_dir` would start from: `(metaid, version)`, or `None` while the
+/// metalogger has not downloaded any metadata yet. Read on every health tick of a standby, so
+/// the rack can tell which candidate has the newest copy.
+pub fn metalogger_version(metalogger_dir: &Path) -> Result<Option<(u64, u64)>, MfsError> {
+    let meta_path = metalogger_dir.join(METALOGGER_METADATA);
+    if !meta_path.exists() {
+        return Ok(None);
+    }
+    let header = read_metadata_header(&meta_path)?;
+    let (_, versions) = metalogger_changelogs(metalogger_dir)?;
+    let (version, _) = replay_end(header.version, &versions)?;
+    Ok(Some((header.metaid, version)))
+}
+
+/// A metalogger directory's changelog files (sorted names) and the change ids each holds.
+fn metalogger_changelogs(dir: &Path) -> Result<(Vec<String>, Vec<Vec<u64>>), MfsError> {
+    let mut logs: Vec<String> = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io_err("read dir", dir))? {
+        let name = entry
+            .map_err(io_err("read dir", dir))?
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        if changelog_name(&name) && name.starts_with("changelog_ml") {
+            logs.push(name);
+        }
+    }
+    logs.sort();
+    let versions = logs
+        .iter()
+        .map(|n| changelog_versions(&dir.join(n)))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((logs, versions))
+}
+
+pub fn metalogger_takeover(metalogger_dir: &Path, data_dir: &Path) -> Result<MetaInfo, MfsError> {
+    let meta_path = metalogger_dir.join(METALOGGER_METADATA);
+    let header = read_metadata_header(&meta_path)?;
+    let (logs, versions) = metalogger_changelogs(metalogger_dir)?;
+    let (version, last_change) = replay_end(header.version, &versions)?;
+
+    let previous = newest_metadata(data_dir)?;
+    if let Some(prev) = previous
+        && header.metaid != 0
+        && prev.metaid != 0
+        && prev.metaid != header.metaid
+    {
+        return Err(MfsError::MetaIdMismatch {
+            data: prev.metaid,
+            metalogger: header.metaid,
+        });
+    }
+
+    fs::create_dir_all(data_dir).map_err(io_err("create data dir", data_dir))?;
+    let aside = data_dir.join(PRE_TAKEOVER_DIR);
+    if aside.exists() {
+        fs::remove_dir_all(&aside).map_err(io_err("remove", &aside))?;
+    }
+    for entry in fs::read_dir(data_dir).map_err(io_err("read dir", data_dir))? {
+        let entry = entry.map_err(io_err("read dir", data_dir))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("metadata") || changelog_name(&name) {
+            fs::create_dir_all(&aside).map_err(io_err("create", &aside))?;
+            fs::rename(entry.path(), aside.join(&name))
+                .map_err(io_err("move aside", &entry.path()))?;
+        }
+    }
+    let mut copied = Vec::new();
+    for name in std::iter::once(METALOGGER_METADATA.to_string()).chain(logs) {
+        let (from, to) = (metalogger_dir.join(&name), data_dir.join(&name));
+        fs::copy(&from, &to).map_err(io_err("copy", &from))?;
+        File::open(&to)
+            .and_then(|f| f.sync_all())
+            .map_err(io_err("fsync", &to))?;
+        copied.push(name);
+    }
+    File::open(data_dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err("fsync", data_dir))?;
+    Ok(MetaInfo {
+        metaid: header.metaid,
+        file_version: header.version,
+        last_change,
+        version,
+        previous,
+        copied,
+    })
+}

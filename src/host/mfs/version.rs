@@ -1,0 +1,51 @@
+//! The installed MooseFS version, read from a daemon's `-v` output: the agent checks it once
+//! and tells 3.0 from 4.x where their behaviour differs.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use super::MfsError;
+
+/// The MooseFS release installed, from `mfsmaster -v` (`version: 3.0.117-1 ; build: 1341`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct MfsVersion {
+    pub major: u16,
+    pub minor: u16,
+    pub patch: u16,
+}
+
+impl MfsVersion {
+    /// Parses the output of `mfsmaster -v` (any daemon's `-v` prints the same form).
+    pub fn parse(output: &str) -> Option<Self> {
+        let rest = output.split("version:").nth(1)?.trim_start();
+        let token = rest.split(|c: char| c.is_whitespace() || c == '-').next()?;
+        let mut it = token.split('.').map(|p| p.parse::<u16>().ok());
+        Some(Self {
+            major: it.next()??,
+            minor: it.next()??,
+            patch: it.next().flatten().unwrap_or(0),
+        })
+    }
+
+    /// Runs `PROGRAM -v` (a few milliseconds).
+    pub fn detect(program: &Path) -> Result<Self, MfsError> {
+        let out = Command::new(program)
+            .arg("-v")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|source| MfsError::Spawn {
+                program: program.display().to_string(),
+                cause: source,
+            })?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        Self::parse(&text).ok_or(MfsError::Version {
+            program: program.display().to_string(),
+            output: text,
+        })
+    }
+
+    /// MooseFS 4.x (upstream packages) rather than 3.0 (Debian's).
+    pub fn is_4x(self) -> bool {
+        self.major >= 4
+    }
+}

@@ -1,0 +1,108 @@
+//! Paths relative to the provisioner's root, every component checked. A leaf module: the rack
+//! file checks its `[provisioner] root` with [`RelPath::parse`], and the provisioner expands and
+//! uses these paths; neither should depend on the other for it. Pure: no filesystem access.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Longest component (Linux `NAME_MAX`).
+pub const MAX_COMPONENT: usize = 255;
+/// Longest relative path accepted (well under `PATH_MAX` once the mount path is prefixed).
+pub const MAX_PATH: usize = 1024;
+
+/// A path relative to the provisioner's root whose every component passed [`check_component`].
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RelPath(Vec<String>);
+
+impl RelPath {
+    /// Parses a stored relative path (`a/b/c`), checking it as the provisioner's pattern expansion would have.
+    pub fn parse(s: &str) -> Result<RelPath, PathError> {
+        if s.is_empty() {
+            return Err(PathError::Empty);
+        }
+        if s.starts_with('/') {
+            return Err(PathError::Absolute(s.to_string()));
+        }
+        if s.len() > MAX_PATH {
+            return Err(PathError::TooLong(s.len()));
+        }
+        let parts = s
+            .split('/')
+            .map(|c| check_component(c).map(|()| c.to_string()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(RelPath(parts))
+    }
+
+    /// A path from components the caller has already passed through [`check_component`].
+    pub(crate) fn from_checked(components: Vec<String>) -> RelPath {
+        RelPath(components)
+    }
+
+    pub fn components(&self) -> &[String] {
+        &self.0
+    }
+
+    /// The last component (the volume directory's own name).
+    pub fn leaf(&self) -> &str {
+        self.0.last().map_or("", String::as_str)
+    }
+
+    /// `root/a/b/c`.
+    pub fn under(&self, root: &Path) -> PathBuf {
+        let mut p = root.to_path_buf();
+        for c in &self.0 {
+            p.push(c);
+        }
+        p
+    }
+}
+
+impl fmt::Display for RelPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.join("/"))
+    }
+}
+
+/// Why a pattern or a value was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    #[error("the path pattern is empty")]
+    Empty,
+    #[error("`{0}` is absolute; pathPattern is relative to the provisioner's root")]
+    Absolute(String),
+    #[error("empty path component (`//` or a trailing `/`) in `{0}`")]
+    EmptyComponent(String),
+    #[error("path component `{0}` starts with `.` (`.`, `..` and hidden names are refused)")]
+    Dot(String),
+    #[error("path component {0:?} contains `/`, NUL or a control character")]
+    BadChar(String),
+    #[error("path component of {0} bytes is longer than {MAX_COMPONENT}")]
+    ComponentTooLong(usize),
+    #[error("the path is {0} bytes, longer than {MAX_PATH}")]
+    TooLong(usize),
+    #[error("unterminated `${{` in pathPattern `{0}`")]
+    Unterminated(String),
+    #[error(
+        "unknown variable `${{{0}}}` in pathPattern (known: namespace, pvc, pv, annotations.KEY, labels.KEY)"
+    )]
+    UnknownVariable(String),
+    #[error("pathPattern uses `${{{0}}}` but the claim has no such annotation or label")]
+    Missing(String),
+}
+
+/// Checks one final path component.
+pub fn check_component(c: &str) -> Result<(), PathError> {
+    if c.is_empty() {
+        return Err(PathError::EmptyComponent(c.to_string()));
+    }
+    if c.len() > MAX_COMPONENT {
+        return Err(PathError::ComponentTooLong(c.len()));
+    }
+    if c.starts_with('.') {
+        return Err(PathError::Dot(c.to_string()));
+    }
+    if c.chars().any(|ch| ch == '/' || ch.is_control()) {
+        return Err(PathError::BadChar(c.to_string()));
+    }
+    Ok(())
+}
