@@ -28,6 +28,9 @@ pub struct FailoverOptions {
     pub systems: Vec<String>,
     /// Where the timeline charts go (one per system and drill: the first run).
     pub charts: Option<PathBuf>,
+    /// How mooseherd's lab replicates the master's metadata: `shared-dir` or `metalogger`
+    /// (the keepalived baseline always hands a shared data directory over).
+    pub replication: String,
 }
 
 /// One system's figures for one drill.
@@ -41,7 +44,10 @@ pub struct DrillStats {
     pub max_ms: u64,
     /// Runs with no acknowledged write within the timeout.
     pub timeouts: usize,
+    /// Acknowledged records proven missing.
     pub lost: u64,
+    /// Acknowledged records that could not be read back (neither kept nor lost).
+    pub unverified: u64,
     pub split_brain_s: f64,
     pub vip_on_two_s: f64,
     pub masters_on_two_s: f64,
@@ -57,8 +63,14 @@ pub struct DrillStats {
     pub each_ms: Vec<u64>,
 }
 
-/// The JSON report: `{"mooseherd": {DRILL: stats}, "keepalived": {...}}`.
-pub type FailoverReport = BTreeMap<String, BTreeMap<String, DrillStats>>;
+/// The JSON report: `{"replication": BACKEND, "mooseherd": {DRILL: stats}, "keepalived": {...}}`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FailoverReport {
+    /// mooseherd's replication backend in this run.
+    pub replication: String,
+    #[serde(flatten)]
+    pub systems: BTreeMap<String, BTreeMap<String, DrillStats>>,
+}
 
 /// Nearest-rank percentile of sorted `v`.
 fn percentile(v: &[u64], p: f64) -> u64 {
@@ -77,6 +89,7 @@ fn add(st: &mut DrillStats, r: &DrillReport) {
     st.each_ms
         .push(ms.unwrap_or(WRITE_TIMEOUT.as_millis() as u64));
     st.lost += r.lost;
+    st.unverified += r.unverified;
     st.split_brain_s += r.split_brain_s;
     st.vip_on_two_s += r.vip_on_two_s;
     st.masters_on_two_s += r.masters_on_two_s;
@@ -103,7 +116,11 @@ fn fresh_lab(o: &FailoverOptions, system: &str) -> anyhow::Result<()> {
     lab::up(&lab::UpOptions {
         dir: o.dir.clone(),
         nodes: 5,
-        replication: "shared-dir".into(),
+        replication: if system == SYSTEM_MOOSEHERD {
+            o.replication.clone()
+        } else {
+            "shared-dir".into()
+        },
         host: "linux".into(),
         system: system.into(),
     })
@@ -121,10 +138,18 @@ pub fn failover(o: &FailoverOptions) -> anyhow::Result<FailoverReport> {
     if let Some(c) = &o.charts {
         std::fs::create_dir_all(c).with_context(|| format!("creating {}", c.display()))?;
     }
-    let mut report = FailoverReport::new();
+    anyhow::ensure!(
+        ["shared-dir", "metalogger"].contains(&o.replication.as_str()),
+        "unknown replication `{}` (shared-dir, metalogger)",
+        o.replication
+    );
+    let mut report = FailoverReport {
+        replication: o.replication.clone(),
+        ..FailoverReport::default()
+    };
     for system in &o.systems {
         fresh_lab(o, system).with_context(|| format!("starting the {system} lab rack"))?;
-        let per = report.entry(system.clone()).or_default();
+        let per = report.systems.entry(system.clone()).or_default();
         for &d in &o.drills {
             let st = per.entry(d.to_string()).or_insert_with(|| DrillStats {
                 measure: if d.measures_pause() {
@@ -153,12 +178,13 @@ pub fn failover(o: &FailoverOptions) -> anyhow::Result<FailoverReport> {
                 match drill::run(&o.dir, d) {
                     Ok(r) => {
                         eprintln!(
-                            "bench failover: {system:<10} {d:<16} run {:>2}/{runs}: first write {}, longest pause {:.2} s, lost {}, split brain {:.2} s, failovers {}",
+                            "bench failover: {system:<10} {d:<16} run {:>2}/{runs}: first write {}, longest pause {:.2} s, lost {}, unverified {}, split brain {:.2} s, failovers {}",
                             i + 1,
                             r.first_write_ms
                                 .map_or("none".into(), |ms| format!("{:.2} s", ms as f64 / 1000.0)),
                             r.max_gap_ms as f64 / 1000.0,
                             r.lost,
+                            r.unverified,
                             r.split_brain_s,
                             r.failovers
                         );
@@ -187,14 +213,16 @@ pub fn failover(o: &FailoverOptions) -> anyhow::Result<FailoverReport> {
 pub fn table(r: &FailoverReport) -> String {
     let mut s = String::new();
     s.push_str(&format!(
-        "{:<17} {:<11} {:>4} {:>7} {:>7} {:>7} {:>5} {:>11} {:>7} {:>7} {:>9} {:>5} {:>6}\n",
+        "{:<17} {:<11} {:>4} {:>7} {:>7} {:>7} {:>7} {:>5} {:>7} {:>11} {:>7} {:>7} {:>9} {:>5} {:>6}\n",
         "drill",
         "system",
         "runs",
         "p50 s",
         "p99 s",
+        "max s",
         "timeout",
         "lost",
+        "unverif",
         "split-brain",
         "VIPx2",
         "mfsx2",
@@ -205,13 +233,13 @@ pub fn table(r: &FailoverReport) -> String {
     let drills: Vec<String> = Drill::ALL
         .iter()
         .map(|d| d.to_string())
-        .filter(|d| r.values().any(|m| m.contains_key(d)))
+        .filter(|d| r.systems.values().any(|m| m.contains_key(d)))
         .collect();
     for d in drills {
-        for (system, per) in r {
+        for (system, per) in &r.systems {
             if let Some(st) = per.get(&d) {
                 s.push_str(&format!(
-                    "{:<17} {:<11} {:>4} {:>7.2} {:>7.2} {:>7} {:>5} {:>9.2} s {:>7.2} {:>7.2} {:>9} {:>5} {:>6}\n",
+                    "{:<17} {:<11} {:>4} {:>7.2} {:>7.2} {:>7.2} {:>7} {:>5} {:>7} {:>9.2} s {:>7.2} {:>7.2} {:>9} {:>5} {:>6}\n",
                     format!(
                         "{d}{}",
                         if st.measure == "longest_pause" {
@@ -224,8 +252,10 @@ pub fn table(r: &FailoverReport) -> String {
                     st.runs,
                     st.p50_ms as f64 / 1000.0,
                     st.p99_ms as f64 / 1000.0,
+                    st.max_ms as f64 / 1000.0,
                     st.timeouts,
                     st.lost,
+                    st.unverified,
                     st.split_brain_s,
                     st.vip_on_two_s,
                     st.masters_on_two_s,
@@ -236,8 +266,8 @@ pub fn table(r: &FailoverReport) -> String {
             }
         }
         if let (Some(m), Some(k)) = (
-            r.get(SYSTEM_MOOSEHERD).and_then(|x| x.get(&d)),
-            r.get(SYSTEM_KEEPALIVED).and_then(|x| x.get(&d)),
+            r.systems.get(SYSTEM_MOOSEHERD).and_then(|x| x.get(&d)),
+            r.systems.get(SYSTEM_KEEPALIVED).and_then(|x| x.get(&d)),
         ) && m.p50_ms > 0
         {
             s.push_str(&format!(
@@ -248,11 +278,12 @@ pub fn table(r: &FailoverReport) -> String {
         }
     }
     s.push_str(&format!(
-        "p50/p99: fault -> first acknowledged write; * longest pause in the writes during the fault. \
+        "mooseherd replication: {}. p50/p99/max: fault -> first acknowledged write; * longest pause in the writes during the fault. \
          timeout: no write within {} s (counted as {} s). split-brain: total seconds with the VIP on two nodes \
          (VIPx2) or two mfsmasters accepting connections (mfsx2), summed over the runs. false: failovers where no \
-         node failed. errors: runs not carried out + rack restarts needed.\n",
-
+         node failed. lost: acknowledged records proven missing; unverif: could not be read back. errors: runs \
+         not carried out + rack restarts needed.\n",
+        r.replication,
         WRITE_TIMEOUT.as_secs(),
         WRITE_TIMEOUT.as_secs()
     ));

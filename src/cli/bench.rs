@@ -49,6 +49,12 @@ pub struct FailoverBenchArgs {
     /// Directory for the timeline charts (failover-SYSTEM-DRILL.svg).
     #[arg(long, default_value = "target/bench")]
     charts: PathBuf,
+    /// How mooseherd's lab replicates the master's metadata: `shared-dir` (a directory both
+    /// candidates see, synchronous) or `metalogger` (standbys follow with mfsmetalogger,
+    /// asynchronous: the JSON's `lost` is its loss window). The keepalived baseline always
+    /// hands a shared directory over.
+    #[arg(long, default_value = "shared-dir", value_parser = ["shared-dir", "metalogger"])]
+    replication: String,
     /// Print the JSON report instead of the table.
     #[arg(long)]
     json: bool,
@@ -241,6 +247,7 @@ fn failover(a: &FailoverBenchArgs) -> anyhow::Result<ExitCode> {
         drills: a.drills.clone(),
         systems: a.systems.clone(),
         charts: Some(a.charts.clone()),
+        replication: a.replication.clone(),
     })?;
     super::emit_report(&report, a.out.as_deref(), a.json, || {
         print!("{}", table(&report))

@@ -306,14 +306,19 @@ impl Agent {
 
     /// The newest metadata `(metaid, version)` any alive master candidate reports (itself
     /// included), for the metalogger backend: a candidate behind it must not stand.
+    ///
+    /// A node with no metadata at all also counts the candidates that are down: "no metadata
+    /// anywhere" (a new filesystem) must mean anywhere, or a standby whose metalogger has not
+    /// downloaded the metadata yet would stand as soon as the leader dies.
     fn newest_metadata(&self) -> Option<(u64, u64)> {
         let own = match self.replica {
             ReplicaState::Version { metaid, version } => Some((metaid, version)),
             _ => None,
         };
+        let has_none = own.is_none_or(|(id, _)| id == 0);
         self.membership
             .members()
-            .filter(|m| m.id != self.spec.me && m.state == MemberState::Alive)
+            .filter(|m| m.id != self.spec.me && (has_none || m.state == MemberState::Alive))
             .filter_map(|m| m.meta)
             .filter(|meta| meta.roles.contains(Roles::MASTER) && meta.replica.metaid != 0)
             .map(|meta| (meta.replica.metaid, meta.replica.metadata_version))

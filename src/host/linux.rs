@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::Host;
+use super::chunk_locks;
 use super::meta_disk::MetaDisk;
 use super::mfs::{self, ChunkserverConfig, Daemon, DaemonSpec, MasterConfig, MetaloggerConfig};
 use super::mount::{MfsMount, MountHealth};
@@ -46,6 +47,9 @@ pub struct LinuxHost {
     stop_deadline: Duration,
     master: Option<Daemon>,
     master_unclean: bool,
+    /// The data directory was just taken over from the metalogger: the next master start first
+    /// replays it into a fresh `metadata.mfs` (`mfsmaster restore`), see `start_master`.
+    restore_before_start: bool,
     chunkserver: Option<Daemon>,
     metalogger: Option<Daemon>,
     mount: Option<MfsMount>,
@@ -156,6 +160,7 @@ impl LinuxHost {
             stop_deadline: Duration::from_millis(c.fence_budget_ms / 2),
             master: None,
             master_unclean: false,
+            restore_before_start: false,
             chunkserver: None,
             metalogger: None,
             mount,
@@ -237,10 +242,66 @@ impl LinuxHost {
             }
             let _ = first.stop(Duration::from_secs(10));
         }
-        let spec = DaemonSpec::master(&path, (recover || self.master_unclean) && !created)
-            .with_probe(probe);
+        let mut recover = (recover || self.master_unclean) && !created;
+        if recover {
+            self.release_stale_chunk_locks();
+        }
+        if recover && std::mem::take(&mut self.restore_before_start) {
+            // After a metalogger takeover the data directory has the metalogger's
+            // `metadata_ml.mfs.back` and changelogs but no `metadata.mfs.back`, which is what
+            // mfsmaster hands to metaloggers: started with `-a` on those files, the master could
+            // not give the next standby's metalogger any metadata until its first hourly save,
+            // and that standby could not take over. `restore` replays everything into
+            // `metadata.mfs` (about 1 s more here); the master then starts from it without `-a`.
+            match restore_metadata(&path, &self.cfg_dir.join("master").join("mfsmaster.log")) {
+                Ok(took) => {
+                    tracing::info!(
+                        "metadata replayed into metadata.mfs in {} ms (mfsmaster restore): metaloggers can download it",
+                        took.as_millis()
+                    );
+                    recover = false;
+                }
+                Err(e) => tracing::warn!(
+                    "mfsmaster restore failed ({e}): starting with -a; metaloggers get no metadata until the master's first save"
+                ),
+            }
+        }
+        let spec = DaemonSpec::master(&path, recover).with_probe(probe);
         self.master = Some(Daemon::spawn(spec).map_err(|e| e.to_string())?);
         Ok(())
+    }
+
+    /// Before `mfsmaster -a`: the chunk locks of writes the previous master never finished are
+    /// released in the changelog (see `chunk_locks`), so its clients' retried writes are not
+    /// parked for two minutes. Never fatal: what is not released expires by itself.
+    fn release_stale_chunk_locks(&self) {
+        match chunk_locks::release(&self.master_data, chunk_locks::wall_seconds()) {
+            Ok(r) => match &r.appended_to {
+                Some((file, from)) => tracing::info!(
+                    "ended the chunk locks of {} write(s) the previous master never finished ({}), changes {}.. appended to {}",
+                    r.locks.len(),
+                    r.locks
+                        .iter()
+                        .map(|l| match l.rollback {
+                            Some((inode, index)) => format!(
+                                "chunk {} rolled back from inode {inode} index {index}",
+                                l.chunk
+                            ),
+                            None => format!("chunk {} unlocked", l.chunk),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    from,
+                    file.display()
+                ),
+                None => tracing::debug!("no unfinished write holds a chunk lock"),
+            },
+            // mfsmaster will say the same and be retried; its locks stay until then.
+            Err(e @ chunk_locks::LockReleaseError::MasterRunning { .. }) => {
+                tracing::info!("chunk locks not released: {e}")
+            }
+            Err(e) => tracing::warn!("chunk locks not released: {e}"),
+        }
     }
 
     /// The DRBD metadata disk must already hold MooseFS metadata (the rack's set-up puts an
@@ -476,6 +537,7 @@ impl Host for LinuxHost {
                             self.give_to_daemon_user(
                                 info.copied.iter().map(|n| self.master_data.join(n)),
                             );
+                            self.restore_before_start = true;
                             tracing::info!(
                                 "metadata taken over from the metalogger: metaid {:x}, mfsmaster -a continues from version {} (file {}, changelogs to {:?})",
                                 info.metaid,
@@ -484,11 +546,28 @@ impl Host for LinuxHost {
                                 info.last_change
                             );
                         }
-                        (false, Some(h)) => tracing::info!(
-                            "no metalogger copy: starting from this node's own metadata (metaid {:x}, version {})",
-                            h.metaid,
-                            h.version
-                        ),
+                        (false, Some(h)) => {
+                            // Its own copy is from when it last led. If its metalogger has seen
+                            // newer changes since (it followed a later master but never got that
+                            // master's metadata file), the rack moved on without this copy:
+                            // starting from it would roll the filesystem back.
+                            let own_end = own_replay_end(&self.master_data, h.version)?;
+                            if let Some(seen) = newest_change(&self.metalogger_data)
+                                && seen > own_end
+                            {
+                                return Err(format!(
+                                    "this node's own metadata reaches change {own_end} only, but its metalogger has seen change {seen}: \
+                                     another master ran since, and starting from this copy would lose its changes; \
+                                     this node waits for its metalogger to download the rack's metadata"
+                                ));
+                            }
+                            tracing::info!(
+                                "no metalogger copy: starting from this node's own metadata (metaid {:x}, version {}, changes to {})",
+                                h.metaid,
+                                h.version,
+                                own_end
+                            )
+                        }
                         // Only the rack's first election may create a filesystem: eligibility
                         // kept this node out if any alive candidate had metadata, and epoch 1
                         // means no node has held the lease (so run a master) before.
@@ -634,6 +713,72 @@ impl Drop for LinuxHost {
         }
         if let Some(v) = &mut self.vip_driver {
             let _ = v.down();
+        }
+    }
+}
+
+/// The newest change any changelog in `dir` holds.
+fn newest_change(dir: &Path) -> Option<u64> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_str().is_some_and(mfs::changelog_name))
+        .filter_map(|e| mfs::changelog_versions(&e.path()).ok())
+        .filter_map(|v| v.last().copied())
+        .max()
+}
+
+/// The last change `mfsmaster -a` would reach from `dir`'s own metadata file (`file_version`)
+/// and changelogs.
+fn own_replay_end(dir: &Path, file_version: u64) -> Result<u64, String> {
+    let logs: Vec<Vec<u64>> = std::fs::read_dir(dir)
+        .map_err(|e| format!("cannot list {}: {e}", dir.display()))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_str().is_some_and(mfs::changelog_name))
+        .filter_map(|e| mfs::changelog_versions(&e.path()).ok())
+        .collect();
+    let (next, _) = mfs::replay_end(file_version, &logs).map_err(|e| e.to_string())?;
+    Ok(next.saturating_sub(1))
+}
+
+/// `mfsmaster -c CONFIG restore`: replays the data directory's metadata and changelogs into a
+/// new `metadata.mfs` and exits. Output is appended to `log`. Bounded: killed after 5 minutes
+/// (a Pi replays about a million files a minute).
+fn restore_metadata(config: &Path, log: &Path) -> Result<Duration, String> {
+    let started = std::time::Instant::now();
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| format!("cannot open {}: {e}", log.display()))?;
+    let err = out
+        .try_clone()
+        .map_err(|e| format!("cannot open {}: {e}", log.display()))?;
+    let mut child = std::process::Command::new("mfsmaster")
+        .arg("-c")
+        .arg(config)
+        .arg("restore")
+        .stdin(std::process::Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .map_err(|e| format!("cannot run mfsmaster: {e}"))?;
+    loop {
+        match child.try_wait() {
+            Ok(Some(st)) if st.success() => return Ok(started.elapsed()),
+            Ok(Some(st)) => {
+                return Err(format!(
+                    "mfsmaster restore exited with {st} (see {})",
+                    log.display()
+                ));
+            }
+            Ok(None) if started.elapsed() > Duration::from_secs(300) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err("mfsmaster restore did not finish in 300 s".into());
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => return Err(format!("waiting for mfsmaster restore: {e}")),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! daemons, mounts, replication). Each driver sits behind [`Host`], so the agent loop does not
 //! care whether it drives the real thing or records what it would do.
 
+pub mod chunk_locks;
 pub mod client_reset;
 pub mod drbd;
 pub mod dry_run;

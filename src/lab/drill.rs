@@ -8,7 +8,6 @@
 //! - The **verifier** reads the file back afterwards: every acknowledged record must be there.
 //! - The **timeline** comes from the agents' JSON logs (the decisions, with their timestamps).
 
-use std::collections::BTreeSet;
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::OpenOptionsExt;
@@ -423,8 +422,12 @@ pub struct DrillReport {
     pub first_write_ms: Option<u64>,
     /// The longest time without an acknowledged write, from a second before the fault on.
     pub max_gap_ms: u64,
-    /// Acknowledged records missing when read back.
+    /// Acknowledged records proven missing: the file system answered, and the record was not
+    /// there or held something else.
     pub lost: u64,
+    /// Acknowledged records that could not be read back within [`VERIFY_TIMEOUT`] (the file
+    /// system did not answer): neither proven kept nor proven lost.
+    pub unverified: u64,
     /// Seconds with the VIP on two nodes or two mfsmasters accepting connections.
     pub split_brain_s: f64,
     /// Of which: the VIP configured on two nodes.
@@ -754,18 +757,8 @@ pub fn run(dir: &Path, drill: Drill) -> anyhow::Result<DrillReport> {
         .lock()
         .map(|l| (l.acked.clone(), l.errors, l.failed.clone()))
         .unwrap_or_default();
-    let present: BTreeSet<u64> = acked_list
-        .iter()
-        .map(|(s, _, _)| *s)
-        .filter(|seq| {
-            std::fs::read_to_string(file.join(format!("rec-{seq:08}")))
-                .is_ok_and(|t| t.trim() == seq.to_string())
-        })
-        .collect();
-    let lost = acked_list
-        .iter()
-        .filter(|(s, _, _)| !present.contains(s))
-        .count() as u64;
+    let seqs: Vec<u64> = acked_list.iter().map(|(s, _, _)| *s).collect();
+    let Readback { lost, unverified } = read_back(&file, &seqs, VERIFY_TIMEOUT);
     // Bring back what the drill took away, for the next drill.
     if fault.restart {
         super::restart_node(dir, &old_leader)
@@ -863,6 +856,7 @@ pub fn run(dir: &Path, drill: Drill) -> anyhow::Result<DrillReport> {
         first_write_ms: first.map(|d| d.as_millis() as u64),
         max_gap_ms: max_gap.as_millis() as u64,
         lost,
+        unverified,
         split_brain_s: round2(split),
         vip_on_two_s: round2(vip_two),
         masters_on_two_s: round2(masters_two),
@@ -912,12 +906,76 @@ fn mount_answers(mount: &Path, timeout: Duration) -> bool {
     false
 }
 
+/// How long the verifier waits for the file system to answer before it calls the records it
+/// could not read `unverified`.
+pub const VERIFY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What reading the acknowledged records back found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Readback {
+    pub lost: u64,
+    pub unverified: u64,
+}
+
+/// Reads every acknowledged record back from `dir` (`rec-NNNNNNNN` holding its number). A
+/// record is lost only when the file system answers and it is missing or wrong; one that cannot
+/// be read (no master answering, EIO, a hung mount) is retried until `timeout` and then counted
+/// as unverified. The reads run on a thread of their own, so a hung mount cannot hang the drill.
+pub fn read_back(dir: &std::path::Path, seqs: &[u64], timeout: Duration) -> Readback {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (dir, seqs_owned) = (dir.to_path_buf(), seqs.to_vec());
+    let deadline = Instant::now() + timeout;
+    std::thread::spawn(move || {
+        for seq in seqs_owned {
+            let path = dir.join(format!("rec-{seq:08}"));
+            let verdict = loop {
+                match std::fs::read_to_string(&path) {
+                    Ok(t) => break Some(t.trim() == seq.to_string()),
+                    // The directory answers (the writer created the file through it): a missing
+                    // record is a real loss.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        if std::fs::read_dir(&dir).is_ok() {
+                            break Some(false);
+                        }
+                    }
+                    Err(_) => {}
+                }
+                if Instant::now() >= deadline {
+                    break None;
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            };
+            if tx.send(verdict).is_err() {
+                return;
+            }
+        }
+    });
+    let mut r = Readback::default();
+    let mut seen = 0usize;
+    while seen < seqs.len() {
+        let left = deadline.saturating_duration_since(Instant::now()) + Duration::from_secs(1);
+        match rx.recv_timeout(left) {
+            Ok(Some(true)) => {}
+            Ok(Some(false)) => r.lost += 1,
+            Ok(None) => r.unverified += 1,
+            // The reader hangs in the file system: the rest cannot be told.
+            Err(_) => {
+                r.unverified += (seqs.len() - seen) as u64;
+                break;
+            }
+        }
+        seen += 1;
+    }
+    r
+}
+
 impl DrillReport {
     /// Whether the drill passed: no acknowledged write lost, no split-brain time, a write within
     /// [`WRITE_TIMEOUT`], and no failover in a drill where no node failed. `lab drill` exits 1
     /// otherwise.
     pub fn passed(&self) -> bool {
         self.lost == 0
+            && self.unverified == 0
             && self.split_brain_s <= 0.0
             && self.first_write_ms.is_some()
             && self.false_failovers == 0
@@ -953,9 +1011,10 @@ pub fn print(r: &DrillReport) {
         ),
     }
     println!(
-        "acknowledged writes: {}, lost: {}, split-brain: {:.2} s (VIP on two nodes {:.2} s, two masters {:.2} s), failovers: {}{}",
+        "acknowledged writes: {}, lost: {}, unverified: {}, split-brain: {:.2} s (VIP on two nodes {:.2} s, two masters {:.2} s), failovers: {}{}",
         r.acknowledged,
         r.lost,
+        r.unverified,
         r.split_brain_s,
         r.vip_on_two_s,
         r.masters_on_two_s,
@@ -971,6 +1030,24 @@ pub fn print(r: &DrillReport) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn read_back_tells_lost_from_unverified() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("rec-00000001"), "1\n").unwrap();
+        std::fs::write(d.join("rec-00000002"), "x\n").unwrap();
+        // 3 is missing. 4 cannot be read (a directory: EISDIR, not "not found").
+        std::fs::create_dir(d.join("rec-00000004")).unwrap();
+        let r = read_back(d, &[1, 2, 3, 4], Duration::from_millis(600));
+        assert_eq!(
+            r,
+            Readback {
+                lost: 2,
+                unverified: 1
+            }
+        );
+    }
 
     fn smp(at_ms: i64, vip: u32, masters: u32) -> Sample {
         Sample {
@@ -1021,6 +1098,7 @@ mod tests {
             first_write_ms: Some(4000),
             max_gap_ms: 4100,
             lost: 0,
+            unverified: 0,
             split_brain_s: 0.0,
             vip_on_two_s: 0.0,
             masters_on_two_s: 0.0,

@@ -411,16 +411,29 @@ pub fn wait_healthy(dir: &Path, names: &[String], timeout: Duration) -> anyhow::
                 .all(|m| m.state == MemberState::Alive)
         });
         let vip_owner: Vec<&String> = names.iter().filter(|n| has_vip(n)).collect();
+        // A standby that may not stand (its metalogger has not downloaded the metadata yet)
+        // would leave a drill's failover with nobody to take over.
+        let not_eligible: Vec<&String> = names
+            .iter()
+            .zip(&statuses)
+            .filter(|(_, s)| {
+                s.as_ref().is_some_and(|s| {
+                    s.agent.role == crate::core::agent::NodeRole::Standby && !s.agent.eligible
+                })
+            })
+            .map(|(n, _)| n)
+            .collect();
         match (
             &leader,
             answering == names.len(),
             all_alive,
             vip_owner.len(),
+            not_eligible.is_empty(),
         ) {
-            (Some((l, _)), true, true, 1) if vip_owner[0] == l => return Ok(()),
+            (Some((l, _)), true, true, 1, true) if vip_owner[0] == l => return Ok(()),
             _ => {
                 last = format!(
-                    "{answering}/{} agents answer, leader {:?}, all alive {all_alive}, VIP on {vip_owner:?}",
+                    "{answering}/{} agents answer, leader {:?}, all alive {all_alive}, VIP on {vip_owner:?}, standbys not eligible {not_eligible:?}",
                     names.len(),
                     leader.map(|l| l.0)
                 )

@@ -218,51 +218,46 @@ fn lab_rack_with_real_moosefs_survives_its_faults() {
     eprintln!("chunkserver killed -> restarted after {took:?}");
 }
 
-/// The metalogger backend end to end: the standby takes the newest changelogs from its
-/// metalogger and recovers with `mfsmaster -a`. Asynchronous, so writes acknowledged just before
-/// the kill may be lost: the count is reported, not asserted to be zero.
-///
-/// Run by hand (`sudo cargo nextest run --test it --run-ignored all -E 'test(/^lab::/)'`), not in CI: it passed 4 of 6
-/// runs here; in the other two no write was acknowledged within 90 s of the kill (cause not yet found).
+/// The metalogger backend end to end, twice: the standby takes the newest changelogs from its
+/// metalogger, then the master comes back on the node killed first, whose metalogger restarted
+/// with it and must have downloaded the new master's metadata (it once could not: every second
+/// failover stalled). Asynchronous, so writes acknowledged just before the kill may be lost: the
+/// count is reported, not asserted to be zero; unreadable records are not.
 #[test]
-#[ignore = "flaky: 2 of 6 runs saw no write within 90 s after the failover; see the doc comment"]
 fn lab_rack_with_metaloggers_fails_over() {
     skip_unless!(
         is_root(),
         "the lab needs root (network namespaces, MooseFS daemons)"
     );
     let (_base, lab) = up(&["--replication", "metalogger"]);
-    // The standby's metalogger needs a moment to download the first metadata.
     let status = || String::from_utf8_lossy(&lab.run(&["status"]).stdout).to_string();
-    // Both master candidates report metadata of the filesystem (metaid not 0).
-    wait(
-        "both candidates to hold metadata",
-        Duration::from_secs(60),
-        || {
-            ["pi1", "pi2"].iter().all(|n| {
-                let log =
-                    std::fs::read_to_string(lab.dir.join(n).join("agent.log")).unwrap_or_default();
-                log.match_indices("replica: Version { metaid: ")
-                    .any(|(i, m)| !log[i + m.len()..].starts_with("0,"))
-            })
-        },
+    let mut leaders = Vec::new();
+    for round in 1..=2 {
+        // The drill waits until the rack is healthy, the standby eligible: its metalogger
+        // needs a moment to download the metadata after a (re)start.
+        let drill = lab.run(&["drill", "kill-leader", "--json"]);
+        let out = String::from_utf8_lossy(&drill.stdout).to_string();
+        let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| {
+            panic!(
+                "{e}: {out}\n{}\n{}",
+                String::from_utf8_lossy(&drill.stderr),
+                status()
+            )
+        });
+        eprintln!("kill-leader (metalogger) round {round}: {report}");
+        assert_eq!(report["split_brain_s"].as_f64(), Some(0.0), "{report}");
+        assert!(
+            report["first_write_ms"]
+                .as_u64()
+                .is_some_and(|ms| ms < 10_000),
+            "{report}"
+        );
+        assert_eq!(report["unverified"].as_u64(), Some(0), "{report}");
+        assert_ne!(report["leader_before"], report["leader_after"], "{report}");
+        leaders.push(report["leader_after"].clone());
+    }
+    assert_ne!(
+        leaders[0], leaders[1],
+        "the second failover goes back to the first node"
     );
-    let drill = lab.run(&["drill", "kill-leader", "--json"]);
-    let out = String::from_utf8_lossy(&drill.stdout).to_string();
-    let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| {
-        panic!(
-            "{e}: {out}\n{}\n{}",
-            String::from_utf8_lossy(&drill.stderr),
-            status()
-        )
-    });
-    eprintln!("kill-leader (metalogger): {report}");
-    assert_eq!(report["split_brain_s"].as_f64(), Some(0.0), "{report}");
-    assert!(
-        report["first_write_ms"]
-            .as_u64()
-            .is_some_and(|ms| ms < 20_000),
-        "{report}"
-    );
-    assert_ne!(report["leader_before"], report["leader_after"], "{report}");
 }

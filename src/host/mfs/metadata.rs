@@ -2,7 +2,7 @@
 //! takeover that turns a standby's metalogger files into a master data directory.
 
 use std::fs::{self, File};
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use super::{
@@ -76,31 +76,62 @@ pub fn changelog_name(name: &str) -> bool {
         })
 }
 
-/// The change versions of one changelog file, as mfsmaster's merger reads them: lines
-/// `VERSION: TIMESTAMP|OP`, strictly increasing; reading stops at the first line that is not
-/// (a torn last line, garbage after a crash).
-pub fn changelog_versions(path: &Path) -> Result<Vec<u64>, MfsError> {
-    let f = File::open(path).map_err(io_err("open", path))?;
-    let mut out: Vec<u64> = Vec::new();
-    for line in BufReader::new(f).split(b'\n') {
-        let line = line.map_err(io_err("read", path))?;
+/// The usable part of one changelog file: its last run of consecutive changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangelogRun {
+    /// The change versions, consecutive.
+    pub versions: Vec<u64>,
+    /// Byte range of those lines in the file (complete lines, each with its newline).
+    pub bytes: std::ops::Range<usize>,
+}
+
+/// Reads a changelog file as mfsmaster's merger does: lines `VERSION: TIMESTAMP|OP` with
+/// increasing versions; reading stops at the first line that is not one (a torn last line,
+/// garbage after a crash, a version going back). A jump forward starts a new run and drops what
+/// came before: a metalogger that restarts and follows a newer master appends the new changes
+/// to the changelog of its earlier life, and mfsmaster, merging the old lines before the base
+/// of its new metadata file, refuses the whole replay ("hole in change files"). Only the last
+/// run can continue the metadata file the metalogger downloaded.
+pub fn changelog_run(path: &Path) -> Result<ChangelogRun, MfsError> {
+    let bytes = fs::read(path).map_err(io_err("read", path))?;
+    Ok(changelog_run_of(&bytes))
+}
+
+pub(super) fn changelog_run_of(bytes: &[u8]) -> ChangelogRun {
+    let mut run = ChangelogRun {
+        versions: Vec::new(),
+        bytes: 0..0,
+    };
+    let mut at = 0;
+    // Complete lines only: a last line without its newline may be torn.
+    while let Some(len) = bytes[at..].iter().position(|&b| b == b'\n') {
+        let line = &bytes[at..at + len];
         let digits = line.iter().take_while(|b| b.is_ascii_digit()).count();
         let v = std::str::from_utf8(&line[..digits])
             .ok()
-            .and_then(|s| s.parse::<u64>().ok());
-        let ok = match (v, out.last()) {
-            (Some(v), Some(&last)) => {
-                line.get(digits) == Some(&b':') && v > last && v < last + MAX_ID_HOLE
+            .and_then(|s| s.parse::<u64>().ok())
+            .filter(|_| line.get(digits) == Some(&b':'));
+        match (v, run.versions.last()) {
+            (Some(v), Some(&last)) if v == last + 1 => run.versions.push(v),
+            (Some(v), Some(&last)) if v > last && v < last + MAX_ID_HOLE => {
+                run.versions = vec![v];
+                run.bytes.start = at;
             }
-            (Some(_), None) => line.get(digits) == Some(&b':'),
-            (None, _) => false,
-        };
-        match v {
-            Some(v) if ok => out.push(v),
+            (Some(v), None) => {
+                run.versions.push(v);
+                run.bytes.start = at;
+            }
             _ => break,
         }
+        at += len + 1;
+        run.bytes.end = at;
     }
-    Ok(out)
+    run
+}
+
+/// The change versions of one changelog file's last run (see [`changelog_run`]).
+pub fn changelog_versions(path: &Path) -> Result<Vec<u64>, MfsError> {
+    Ok(changelog_run(path)?.versions)
 }
 
 /// The version a master continues from after `-a`: the metadata file's version followed by the
@@ -254,7 +285,14 @@ pub fn metalogger_takeover(metalogger_dir: &Path, data_dir: &Path) -> Result<Met
     let mut copied = Vec::new();
     for name in std::iter::once(METALOGGER_METADATA.to_string()).chain(logs) {
         let (from, to) = (metalogger_dir.join(&name), data_dir.join(&name));
-        fs::copy(&from, &to).map_err(io_err("copy", &from))?;
+        if name == METALOGGER_METADATA {
+            fs::copy(&from, &to).map_err(io_err("copy", &from))?;
+        } else {
+            // Only the run of changes that can continue the metadata, complete lines only.
+            let bytes = fs::read(&from).map_err(io_err("read", &from))?;
+            let run = changelog_run_of(&bytes);
+            fs::write(&to, &bytes[run.bytes]).map_err(io_err("write", &to))?;
+        }
         File::open(&to)
             .and_then(|f| f.sync_all())
             .map_err(io_err("fsync", &to))?;

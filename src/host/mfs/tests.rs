@@ -133,6 +133,11 @@ fn changelog_names_and_versions() {
     )
     .unwrap();
     assert_eq!(changelog_versions(&p).unwrap(), vec![13, 14, 15]);
+    // A metalogger that followed a newer master appended its changes after its old ones.
+    let text = "6: 1|A\n7: 1|B\n1392: 2|C\n1393: 2|D\n1394: 2|torn";
+    let run = super::metadata::changelog_run_of(text.as_bytes());
+    assert_eq!(run.versions, vec![1392, 1393]);
+    assert_eq!(&text[run.bytes], "1392: 2|C\n1393: 2|D\n");
     assert_eq!(
         replay_end(13, &[vec![2, 3, 12], vec![13, 14, 15]]).unwrap(),
         (16, Some(15))
