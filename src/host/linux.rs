@@ -12,6 +12,7 @@ use super::chunk_locks;
 use super::meta_disk::MetaDisk;
 use super::mfs::{self, ChunkserverConfig, Daemon, DaemonSpec, MasterConfig, MetaloggerConfig};
 use super::mount::{MfsMount, MountHealth};
+use super::syn_hold;
 use super::vip::VipDriver;
 use crate::config::{Node, Rack, Replication, Role};
 use crate::core::Instant;
@@ -144,6 +145,22 @@ impl LinuxHost {
             chunkserver_data.as_path(),
         ]);
         let user = daemon_user(&owned);
+        if node.has(Role::Master) {
+            let ports = MasterConfig::new(&master_data);
+            match syn_hold::install(&[
+                ports.metalogger_port,
+                ports.chunkserver_port,
+                ports.client_port,
+            ]) {
+                Ok(()) => tracing::info!(
+                    "clients' connects to the master ports wait (not refused) while mfsmaster restarts: nftables table inet {}",
+                    syn_hold::TABLE
+                ),
+                Err(e) => tracing::warn!(
+                    "connects to a restarting mfsmaster are refused (clients retry after ~3 s): {e}"
+                ),
+            }
+        }
         Ok(Self {
             backend: c.replication,
             vip: c.vip,

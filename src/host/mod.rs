@@ -37,6 +37,7 @@ pub trait Host: Send {
     /// to a node cut off with it ([`client_reset`]). Must return at once.
     fn leader_changed(&mut self, _epoch: u64, _down: &[std::net::IpAddr]) {}
 }
+pub mod syn_hold;
 pub mod sys;
 
 /// A request to the host thread.
