@@ -57,7 +57,8 @@ pub enum MemberEvent {
     Suspect(NodeId),
     /// The member was declared down by this node or the rack.
     Down(NodeId),
-    /// Another member published new metadata (see [`Membership::member`]).
+    /// Another member published new metadata (see
+    /// [`Membership::member`](super::Membership::member)).
     MetaChanged(NodeId),
 }
 
