@@ -499,7 +499,7 @@ mod tests {
     }
 
     /// After a failover the new DRBD primary's disk holds the metadata of a master killed on the
-    /// other node (BRIEF §10: after kill -9 mfsmaster must start with `-a`), while this node never
+    /// other node (after kill -9 mfsmaster must start with `-a`), while this node never
     /// ran a master itself, so its own `master_unclean` is false.
     #[test]
     fn a_drbd_standby_taking_over_starts_mfsmaster_with_recovery() {

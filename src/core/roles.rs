@@ -10,7 +10,7 @@ use super::Instant;
 use super::lease::Eligibility;
 
 /// Metadata memory mfsmaster needs: ~350 MiB per million files (measured by MooseFS users;
-/// BRIEF.md), never less than a base for its hash tables.
+/// measured here), never less than a base for its hash tables.
 pub const MIB_PER_MILLION_FILES: u64 = 350;
 pub const MASTER_BASE_MIB: u64 = 256;
 

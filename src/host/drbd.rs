@@ -3,7 +3,7 @@
 //! `drbdsetup status --json`, and mooseherd's answer when DRBD 8.4 calls it as `fence-peer`
 //! handler.
 //!
-//! DRBD is the second line of defence behind the lease (BRIEF.md §4). Mainline kernels ship DRBD
+//! DRBD is the second line of defence behind the lease. Mainline kernels ship DRBD
 //! 8.4, which has no quorum: there, `fencing resource-and-stonith` makes a primary that loses its
 //! peer freeze IO and ask its `fence-peer` handler, which is mooseherd, and mooseherd lets IO go
 //! on only on the node that holds the lease ([`fence_peer_decision`]). With DRBD 9 the generated

@@ -1,6 +1,6 @@
 //! The baseline mooseherd is measured against: the keepalived recipe, run on the same lab rack.
 //!
-//! What people run today (../shared/facts/keepalived-baseline.md): keepalived on each master
+//! What people run today: keepalived on each master
 //! candidate moves the VIP by VRRP priority (default timers: one advert a second, `nopreempt`),
 //! and its notify scripts do the failover steps. On MASTER: make the replica primary (here the
 //! shared directory needs nothing), start `mfsmaster -a`. On BACKUP, FAULT or STOP: stop this

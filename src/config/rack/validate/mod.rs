@@ -79,6 +79,7 @@ pub(super) fn validate(
         boards_dir: c.boards_dir,
         control_socket: c.control_socket,
         metrics_listen: cluster_metrics,
+        hold_master_connects: c.hold_master_connects,
     };
     Some(Rack {
         source: path.to_path_buf(),
