@@ -6,13 +6,20 @@ use std::time::Duration;
 
 use crate::host::mfs;
 
-/// The newest change any changelog in `dir` holds.
-pub(super) fn newest_change(dir: &Path) -> Option<u64> {
-    std::fs::read_dir(dir)
-        .ok()?
+/// The change versions of every changelog in `dir` (each file's last run).
+fn changelog_runs(dir: &Path) -> std::io::Result<Vec<Vec<u64>>> {
+    Ok(std::fs::read_dir(dir)?
         .filter_map(|e| e.ok())
         .filter(|e| e.file_name().to_str().is_some_and(mfs::changelog_name))
         .filter_map(|e| mfs::changelog_versions(&e.path()).ok())
+        .collect())
+}
+
+/// The newest change any changelog in `dir` holds.
+pub(super) fn newest_change(dir: &Path) -> Option<u64> {
+    changelog_runs(dir)
+        .ok()?
+        .iter()
         .filter_map(|v| v.last().copied())
         .max()
 }
@@ -20,12 +27,7 @@ pub(super) fn newest_change(dir: &Path) -> Option<u64> {
 /// The last change `mfsmaster -a` would reach from `dir`'s own metadata file (`file_version`)
 /// and changelogs.
 pub(super) fn own_replay_end(dir: &Path, file_version: u64) -> Result<u64, String> {
-    let logs: Vec<Vec<u64>> = std::fs::read_dir(dir)
-        .map_err(|e| format!("cannot list {}: {e}", dir.display()))?
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_str().is_some_and(mfs::changelog_name))
-        .filter_map(|e| mfs::changelog_versions(&e.path()).ok())
-        .collect();
+    let logs = changelog_runs(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
     let (next, _) = mfs::replay_end(file_version, &logs).map_err(|e| e.to_string())?;
     Ok(next.saturating_sub(1))
 }
