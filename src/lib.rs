@@ -20,3 +20,6 @@ pub mod relpath;
 pub mod runtime;
 pub mod sim;
 pub mod wire;
+
+#[cfg(test)]
+mod test_support;

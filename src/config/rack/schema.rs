@@ -130,7 +130,7 @@ pub(super) struct RawCluster {
     #[serde(default = "default_control")]
     pub(super) control_socket: PathBuf,
     pub(super) metrics_listen: Option<Spanned<String>>,
-    #[serde(default)]
+    #[serde(default = "default_true")]
     pub(super) hold_master_connects: bool,
 }
 
@@ -172,6 +172,9 @@ pub(super) struct RawDrbd {
 
 fn sp<T>(v: T) -> Spanned<T> {
     Spanned::new(0..0, v)
+}
+fn default_true() -> bool {
+    true
 }
 fn default_interface() -> Spanned<String> {
     sp("eth0".into())
@@ -333,8 +336,8 @@ pub struct Cluster {
     /// Where the Prometheus endpoint listens (`None`: off).
     pub metrics_listen: Option<SocketAddr>,
     /// Master candidates keep clients' connects to a restarting mfsmaster waiting instead of
-    /// refused (`host::syn_hold`): a crashed master's clients are back in ~1 s instead of ~3 s,
-    /// but when the whole agent dies with the node still up, their first reconnect waits too.
+    /// refused (`host::syn_hold`): a crashed master's clients are back in ~1 s instead of ~3 s.
+    /// On by default; the rule dies with the agent.
     pub hold_master_connects: bool,
 }
 

@@ -14,7 +14,7 @@ use super::chunk_locks;
 use super::meta_disk::MetaDisk;
 use super::mfs::{self, ChunkserverConfig, Daemon, DaemonSpec, MasterConfig, MetaloggerConfig};
 use super::mount::{MfsMount, MountHealth};
-use super::syn_hold;
+use super::syn_hold::{self, SynHold};
 use super::vip::VipDriver;
 use crate::config::{Node, Rack, Replication, Role};
 use crate::core::Instant;
@@ -54,6 +54,8 @@ pub struct LinuxHost {
     /// The data directory was just taken over from the metalogger: the next master start first
     /// replays it into a fresh `metadata.mfs` (`mfsmaster restore`), see `start_master`.
     restore_before_start: bool,
+    /// The rule holding clients' connects while mfsmaster restarts (`hold_master_connects`).
+    syn_hold: Option<SynHold>,
     chunkserver: Option<Daemon>,
     metalogger: Option<Daemon>,
     mount: Option<MfsMount>,
@@ -148,19 +150,23 @@ impl LinuxHost {
             chunkserver_data.as_path(),
         ]);
         let user = daemon_user(&owned);
+        let mut syn_hold = None;
         if node.has(Role::Master) && !c.hold_master_connects {
             syn_hold::remove();
         } else if node.has(Role::Master) {
             let ports = MasterConfig::new(&master_data);
-            match syn_hold::install(&[
+            match SynHold::install(&[
                 ports.metalogger_port,
                 ports.chunkserver_port,
                 ports.client_port,
             ]) {
-                Ok(()) => tracing::info!(
-                    "clients' connects to the master ports wait (not refused) while mfsmaster restarts: nftables table inet {}",
-                    syn_hold::TABLE
-                ),
+                Ok(h) => {
+                    tracing::info!(
+                        "clients' connects to the master ports wait (not refused) while mfsmaster restarts: nftables table inet {} (owned by this agent, gone with it)",
+                        syn_hold::TABLE
+                    );
+                    syn_hold = Some(h);
+                }
                 Err(e) => tracing::warn!(
                     "connects to a restarting mfsmaster are refused (clients retry after ~3 s): {e}"
                 ),
@@ -183,6 +189,7 @@ impl LinuxHost {
             master: None,
             master_unclean: false,
             restore_before_start: false,
+            syn_hold,
             chunkserver: None,
             metalogger: None,
             mount,
@@ -457,6 +464,13 @@ impl Host for LinuxHost {
             }
             !gone
         });
+        if self.syn_hold.as_mut().is_some_and(|h| !h.alive()) {
+            tracing::warn!(
+                "the nft -i holding table inet {} exited: connects to a restarting mfsmaster are refused again (clients retry after ~3 s) until the agent restarts",
+                syn_hold::TABLE
+            );
+            self.syn_hold = None;
+        }
         // Only a candidate looks for the VIP: a node that can never lead never added it, and
         // one sharing an interface with a candidate (two agents on one host in the VM tier)
         // would otherwise remove the leader's address as its own stale VIP.

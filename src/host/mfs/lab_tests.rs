@@ -37,14 +37,8 @@ fn ip(args: &[&str]) {
     );
 }
 
-/// A test that cannot run here says why and passes, except under `MOOSEHERD_NO_SKIP=1`
-/// (`scripts/test.sh`, CI), where a missing set-up step must fail, as in `tests/it`.
 fn skip(tag: &str, why: &str) -> Option<Lab> {
-    if std::env::var("MOOSEHERD_NO_SKIP").is_ok_and(|v| v == "1") {
-        panic!("mfs lab test {tag} cannot run: {why} (MOOSEHERD_NO_SKIP=1)");
-    }
-    eprintln!("SKIPPED mfs lab test {tag}: {why}");
-    None
+    crate::test_support::cannot_run(&format!("mfs lab {tag}"), why)
 }
 
 /// One network namespace with 10.214.0.1/24, and a scratch directory.

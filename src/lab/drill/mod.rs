@@ -365,9 +365,13 @@ pub fn run(dir: &Path, drill: Drill) -> anyhow::Result<DrillReport> {
         .collect();
     acks.sort();
     let mut max_gap = Duration::ZERO;
+    let mut gap_at = (from, from);
     let mut prev = from;
     for a in acks.iter().chain(std::iter::once(&end)) {
-        max_gap = max_gap.max(a.duration_since(prev));
+        if a.duration_since(prev) > max_gap {
+            max_gap = a.duration_since(prev);
+            gap_at = (prev, *a);
+        }
         prev = *a;
     }
     let window: Vec<Sample> = samples
@@ -402,6 +406,25 @@ pub fn run(dir: &Path, drill: Drill) -> anyhow::Result<DrillReport> {
             at_ms: f.as_millis() as i64,
             node: worker.clone(),
             what: "first acknowledged write".into(),
+        });
+    }
+    if !max_gap.is_zero() {
+        tl.push(Mark {
+            at_ms: rel(gap_at.0),
+            node: worker.clone(),
+            what: format!(
+                "longest pause in acknowledged writes begins ({} ms)",
+                max_gap.as_millis()
+            ),
+        });
+        tl.push(Mark {
+            at_ms: rel(gap_at.1),
+            node: worker.clone(),
+            what: if gap_at.1 == end {
+                "longest pause ends with the drill".into()
+            } else {
+                "longest pause ends (acknowledged write)".into()
+            },
         });
     }
     tl.sort_by_key(|m| m.at_ms);
