@@ -36,6 +36,10 @@ pub trait Host: Send {
     /// node's mount, chunkserver or metalogger may hold a stuck connection to the old master or
     /// to a node cut off with it ([`client_reset`]). Must return at once.
     fn leader_changed(&mut self, _epoch: u64, _down: &[std::net::IpAddr]) {}
+    /// The member at `addr` was declared down: this node's MooseFS connections to it (the
+    /// master's to its chunkserver, a mount's to its chunkserver) would otherwise wait for
+    /// MooseFS's own timeouts ([`client_reset::member_down`]). Must return at once.
+    fn member_down(&mut self, _addr: std::net::IpAddr) {}
 }
 pub mod syn_hold;
 pub mod sys;
@@ -49,6 +53,8 @@ pub enum HostCmd {
     /// A new leader is known, at this epoch; the addresses of the members seen down now. No
     /// reply.
     LeaderChanged(u64, Vec<std::net::IpAddr>),
+    /// The member at this address was just declared down. No reply.
+    MemberDown(std::net::IpAddr),
 }
 
 /// The host thread's answer.
@@ -83,6 +89,10 @@ pub fn spawn(
                     HostCmd::Replica => HostReply::Replica(host.replica()),
                     HostCmd::LeaderChanged(epoch, down) => {
                         host.leader_changed(epoch, &down);
+                        continue;
+                    }
+                    HostCmd::MemberDown(addr) => {
+                        host.member_down(addr);
                         continue;
                     }
                 };

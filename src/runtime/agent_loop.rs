@@ -402,6 +402,11 @@ impl AgentLoop {
                 );
                 continue;
             }
+            if let AgentEvent::Member(MemberEvent::Down(id)) = &ev
+                && let Some(addr) = self.addrs.get(id)
+            {
+                let _ = self.host_tx.send(HostCmd::MemberDown(addr.ip()));
+            }
             log_event(&ev, &|id| self.name_of(id));
         }
     }

@@ -554,6 +554,10 @@ impl Host for LinuxHost {
         crate::host::client_reset::after_leader_change(epoch, self.vip.addr(), 9421, down.to_vec());
     }
 
+    fn member_down(&mut self, addr: std::net::IpAddr) {
+        crate::host::client_reset::member_down(addr);
+    }
+
     fn execute(&mut self, action: Action, now: Instant) -> Result<Observed, String> {
         match action {
             Action::ReplicaPrimary { epoch } => match self.backend {
