@@ -242,9 +242,11 @@ pub fn next_actions(
             if let Some(valid_s) = vip_lifetime(now, lease_end) {
                 let target = now + Duration::from_secs(u64::from(valid_s));
                 // Refresh whenever the deadline moves a quarter second or more: at every lease
-                // renewal (each 3/4 s with the default lease), so the kernel's whole-second
-                // lifetime never runs out between two renewals (it did with a half-second rule:
-                // the VIP vanished for ~0.1 s now and then, seen by the lab's monitor).
+                // renewal (each 3/4 s with the default lease) and between renewals while the
+                // lease allows it, so the kernel's whole-second lifetime never runs out between
+                // two renewals, even a late one. The host reports the deadline it set itself:
+                // the kernel's reading is rounded up to whole seconds and looked fresh until the
+                // address was gone (the VIP vanished for ~0.1 s every few seconds).
                 let stale = obs
                     .vip_until
                     .is_none_or(|u| u + Duration::from_millis(250) < target);

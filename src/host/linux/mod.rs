@@ -36,6 +36,8 @@ pub struct LinuxHost {
     vip: ipnet::Ipv4Net,
     interface: String,
     vip_driver: Option<VipDriver>,
+    /// When the lifetime this agent last gave the VIP runs out (`None` after `VipDown`).
+    vip_set: Option<Instant>,
     /// mfsmaster's data directory (the shared directory, or this node's meta_dir).
     master_data: PathBuf,
     metalogger_data: PathBuf,
@@ -177,6 +179,7 @@ impl LinuxHost {
             vip: c.vip,
             interface: node.interface.clone(),
             vip_driver: None,
+            vip_set: None,
             master_data,
             metalogger_data,
             chunkserver_data,
@@ -474,11 +477,18 @@ impl Host for LinuxHost {
         // Only a candidate looks for the VIP: a node that can never lead never added it, and
         // one sharing an interface with a candidate (two agents on one host in the VM tier)
         // would otherwise remove the leader's address as its own stale VIP.
+        // The kernel reports the lifetime left in whole seconds, rounded up: right after a 1 s
+        // refresh it still says 1 s 0.9 s later, so a deadline read from it alone looked fresh
+        // until the address was gone (the VIP vanished for ~0.1 s every few seconds, seen by
+        // the lab's monitor). The deadline this agent set itself is exact: the earlier counts.
         let vip_until = if self.is_candidate {
             self.vip()
                 .ok()
                 .and_then(|v| v.state().ok().flatten())
-                .map(|left| now + left)
+                .map(|left| {
+                    let kernel = now + left;
+                    self.vip_set.map_or(kernel, |set| kernel.min(set))
+                })
         } else {
             None
         };
@@ -641,6 +651,7 @@ impl Host for LinuxHost {
                 valid_s, announce, ..
             } => {
                 self.vip()?.up(valid_s).map_err(|e| e.to_string())?;
+                self.vip_set = Some(now + Duration::from_secs(u64::from(valid_s)));
                 if announce {
                     // Spaced announcements run on their own thread: the host thread stays free
                     // for the next action (a fence must never wait behind ARP).
@@ -667,7 +678,10 @@ impl Host for LinuxHost {
                 }
                 self.provisioner = false;
             }
-            Action::VipDown => self.vip()?.down().map_err(|e| e.to_string())?,
+            Action::VipDown => {
+                self.vip_set = None;
+                self.vip()?.down().map_err(|e| e.to_string())?
+            }
             Action::StopMaster => {
                 if let Some(mut m) = self.master.take() {
                     // If DRBD freezes IO (the peer is gone and our fence-peer handler refused: we
