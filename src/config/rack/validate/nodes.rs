@@ -267,10 +267,8 @@ fn node(
             }
         }
     }
-    if roles.contains(&Role::Chunkserver) {
-        if n.chunk_dirs.is_empty() {
-            d.error(nspan.clone(), format!("chunkserver `{nm}` needs `chunk_dirs` (directories on its data disk, e.g. [\"/mnt/usb/mfschunks\"])"));
-        }
+    if roles.contains(&Role::Chunkserver) && n.chunk_dirs.is_empty() {
+        d.error(nspan.clone(), format!("chunkserver `{nm}` needs `chunk_dirs` (directories on its data disk, e.g. [\"/mnt/usb/mfschunks\"])"));
     }
     (
         nspan,
