@@ -6,6 +6,7 @@
 
 pub mod atomic_file;
 pub mod bench;
+pub mod bounded_read;
 pub mod config;
 pub mod core;
 pub mod firstboot;

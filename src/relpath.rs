@@ -1,9 +1,11 @@
-//! Paths relative to the provisioner's root, every component checked. A leaf module: the rack
-//! file checks its `[provisioner] root` with [`RelPath::parse`], and the provisioner expands and
-//! uses these paths; neither should depend on the other for it. Pure: no filesystem access.
+//! Paths relative to a root, every component checked. A leaf module: the rack file checks its
+//! `[provisioner] root` with [`RelPath::parse`], and the provisioner expands and uses these paths;
+//! the rack file checks its absolute host paths with [`check_host_path`], and first boot places
+//! them under the root it prepares with [`under_root`]; neither side depends on the other for it.
+//! Pure: no filesystem access.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 /// Longest component (Linux `NAME_MAX`).
 pub const MAX_COMPONENT: usize = 255;
@@ -105,4 +107,88 @@ pub fn check_component(c: &str) -> Result<(), PathError> {
         return Err(PathError::BadChar(c.to_string()));
     }
     Ok(())
+}
+
+/// Why an absolute host path from the rack file (`state_dir`, `chunk_dirs`, ...) was refused.
+/// The messages do not repeat the path: the caller names it (shortened if need be).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HostPathError {
+    #[error("is not an absolute path (it must start with `/`)")]
+    NotAbsolute,
+    #[error("has a `..` component; write the path without it")]
+    ParentDir,
+    #[error("contains a control character")]
+    ControlChar,
+}
+
+/// Checks a host path: absolute, no `..` component, no control character. `.` components and
+/// repeated `/` are harmless and allowed.
+pub fn check_host_path(p: &Path) -> Result<(), HostPathError> {
+    if !p.is_absolute() {
+        return Err(HostPathError::NotAbsolute);
+    }
+    if p.components().any(|c| c == Component::ParentDir) {
+        return Err(HostPathError::ParentDir);
+    }
+    if p.to_string_lossy().chars().any(char::is_control) {
+        return Err(HostPathError::ControlChar);
+    }
+    Ok(())
+}
+
+/// `abs` (a host path passing [`check_host_path`]) placed under `root`: `/etc/x` under `/mnt`
+/// is `/mnt/etc/x`. Lexical only: the caller must not follow symbolic links below `root`.
+pub fn under_root(root: &Path, abs: &Path) -> Result<PathBuf, HostPathError> {
+    check_host_path(abs)?;
+    let mut p = root.to_path_buf();
+    for c in abs.components() {
+        if let Component::Normal(part) = c {
+            p.push(part);
+        }
+    }
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn host_paths_under_a_root() {
+        let root = Path::new("/mnt/img");
+        assert_eq!(
+            under_root(root, Path::new("/etc//./x")),
+            Ok(PathBuf::from("/mnt/img/etc/x"))
+        );
+        assert_eq!(
+            under_root(root, Path::new("/../../x")),
+            Err(HostPathError::ParentDir)
+        );
+        assert_eq!(
+            under_root(root, Path::new("etc/x")),
+            Err(HostPathError::NotAbsolute)
+        );
+        assert_eq!(
+            check_host_path(Path::new("/a\nb")),
+            Err(HostPathError::ControlChar)
+        );
+    }
+
+    proptest! {
+        /// Whatever the rack file says, an accepted path stays under the root.
+        #[test]
+        fn an_accepted_path_never_leaves_the_root(parts in proptest::collection::vec(
+            prop_oneof![Just("..".to_string()), Just(".".to_string()), Just(String::new()), "[a-z./]{1,6}"],
+            0..8,
+        ), leading_slash in any::<bool>()) {
+            let text = format!("{}{}", if leading_slash { "/" } else { "" }, parts.join("/"));
+            let root = Path::new("/srv/root");
+            if let Ok(p) = under_root(root, Path::new(&text)) {
+                prop_assert!(p.starts_with(root));
+                prop_assert!(p.components().all(|c| c != Component::ParentDir));
+                prop_assert!(!text.split('/').any(|c| c == ".."));
+            }
+        }
+    }
 }

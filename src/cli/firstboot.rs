@@ -25,7 +25,8 @@ pub struct FirstbootArgs {
 /// Runs every first-boot step and prints what changed.
 pub fn run(args: &FirstbootArgs) -> anyhow::Result<ExitCode> {
     use mooseherd::firstboot::{LocalFacts, apply};
-    let live = args.root == std::path::Path::new("/");
+    // `--root .` in `/` is the live root too: first boot resolves the root the same way.
+    let live = std::fs::canonicalize(&args.root).is_ok_and(|r| r == std::path::Path::new("/"));
     if !live && args.node.is_none() {
         anyhow::bail!(
             "--root {} needs --node NAME (a prepared root has no network interfaces to match)",

@@ -236,12 +236,12 @@ pub fn parse_board(src: &str, source: &str, diags: &mut Diagnostics<'_>) -> Opti
 /// Errors loading the board catalogue.
 #[derive(Debug, thiserror::Error)]
 pub enum BoardError {
-    #[error("cannot read board directory {dir}: {cause}")]
+    #[error("cannot read board directory {}: {cause}", dir.display())]
     ReadDir { dir: PathBuf, cause: std::io::Error },
-    #[error("cannot read board file {file}: {cause}")]
+    #[error("cannot read board file {}: it {cause}", file.display())]
     ReadFile {
         file: PathBuf,
-        cause: std::io::Error,
+        cause: crate::bounded_read::ReadError,
     },
     #[error("invalid board file(s):\n{}", .0.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n"))]
     Invalid(Vec<Diagnostic>),
@@ -291,12 +291,23 @@ impl Catalog {
         files.sort();
         let mut all = Vec::new();
         for file in files {
-            let src = std::fs::read_to_string(&file).map_err(|source| BoardError::ReadFile {
-                file: file.clone(),
-                cause: source,
-            })?;
-            let mut diags = Diagnostics::new(&file, &src);
-            let board = parse_board(&src, &file.display().to_string(), &mut diags);
+            use crate::bounded_read::{Links, MAX_CONFIG_BYTES, read_regular};
+            let (bytes, _) =
+                read_regular(&file, MAX_CONFIG_BYTES, Links::Follow).map_err(|cause| {
+                    BoardError::ReadFile {
+                        file: file.clone(),
+                        cause,
+                    }
+                })?;
+            let src = match super::diag::utf8_text(&file, &bytes) {
+                Ok(src) => src,
+                Err(d) => {
+                    all.push(d);
+                    continue;
+                }
+            };
+            let mut diags = Diagnostics::new(&file, src);
+            let board = parse_board(src, &file.display().to_string(), &mut diags);
             all.extend(diags.into_sorted());
             if let Some(b) = board {
                 cat.boards.insert(b.name.clone(), b);
@@ -415,5 +426,26 @@ mod tests {
             Catalog::load(Some(dir.path())),
             Err(BoardError::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn a_board_file_that_is_no_file_or_no_text_is_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fifo = dir.path().join("hat.toml");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).expect("fifo");
+        let e = Catalog::load(Some(dir.path())).expect_err("a FIFO");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "cannot read board file {}: it is a FIFO, not a regular file",
+                fifo.display()
+            )
+        );
+        std::fs::remove_file(&fifo).expect("rm");
+        std::fs::write(&fifo, b"name = \"a\"\nmodel = \"\xfe\"\n").expect("write");
+        match Catalog::load(Some(dir.path())) {
+            Err(BoardError::Invalid(d)) => assert_eq!((d[0].line, d[0].col), (2, 10)),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -79,7 +79,7 @@ impl<'a> Diagnostics<'a> {
             line,
             col,
             severity,
-            message,
+            message: cut(&message, MAX_MESSAGE),
         });
     }
 
@@ -99,6 +99,45 @@ impl<'a> Diagnostics<'a> {
         self.items.dedup();
         self.items
     }
+}
+
+/// Longest value a message echoes (in characters); see [`shown`].
+pub const MAX_SHOWN: usize = 80;
+/// Longest message kept whole: a last guard for values echoed without [`shown`] (serde's own
+/// messages quote the value they refused).
+const MAX_MESSAGE: usize = 1000;
+
+/// A value as a message echoes it: at most [`MAX_SHOWN`] characters, a longer one cut with `…`,
+/// so a 50 MB value in a file does not become a 50 MB message.
+pub fn shown(value: &str) -> String {
+    cut(value, MAX_SHOWN)
+}
+
+fn cut(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        None => s.to_string(),
+        Some((end, _)) => format!("{}…", &s[..end]),
+    }
+}
+
+/// The text of a configuration file, or a diagnostic at the first byte that is not UTF-8 (with
+/// the line and column of the valid text before it).
+pub fn utf8_text<'a>(file: &Path, bytes: &'a [u8]) -> Result<&'a str, Diagnostic> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        let good = e.valid_up_to();
+        // The prefix is valid UTF-8 by definition of `valid_up_to`.
+        let before = std::str::from_utf8(&bytes[..good]).unwrap_or("");
+        let (line, col) = line_col(before, good);
+        Diagnostic {
+            file: file.to_path_buf(),
+            line,
+            col,
+            severity: Severity::Error,
+            message: format!(
+                "the file is not UTF-8 text (byte {good} is not UTF-8; save it as UTF-8, and write non-ASCII text in a TOML string)"
+            ),
+        }
+    })
 }
 
 /// 1-based line and column (in characters) of byte offset `pos` in `src`.
@@ -162,6 +201,28 @@ mod tests {
         // byte 9 is the space after 'b' and 'é' (two bytes, one character)
         assert_eq!(line_col(src, 9), (2, 3));
         assert_eq!(line_col(src, 1000), (3, 1));
+    }
+
+    #[test]
+    fn long_values_and_messages_are_cut() {
+        let long = "x".repeat(5000);
+        assert_eq!(shown(&long).chars().count(), MAX_SHOWN + 1);
+        assert!(shown(&long).ends_with('…'));
+        assert_eq!(shown("short"), "short");
+        assert_eq!(shown(&"é".repeat(100)).chars().count(), MAX_SHOWN + 1);
+        let mut d = Diagnostics::new(Path::new("f"), "");
+        d.error(0..0, long);
+        assert!(d.into_sorted()[0].message.chars().count() <= MAX_MESSAGE + 1);
+    }
+
+    #[test]
+    fn invalid_utf8_is_placed_by_line_and_column() {
+        let d = utf8_text(Path::new("rack.toml"), b"a = 1\nbb = \"\xff\"\n").unwrap_err();
+        assert_eq!(
+            d.to_string().split(": error:").next(),
+            Some("rack.toml:2:7")
+        );
+        assert_eq!(utf8_text(Path::new("f"), b"ok").unwrap(), "ok");
     }
 
     #[test]

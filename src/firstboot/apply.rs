@@ -1,15 +1,17 @@
 //! Carries out first boot on a root directory: `/` on the Pi, or a directory in tests and for
 //! preparing an unpacked image. Steps that act on the running machine (hostname syscall, probing
 //! and mounting the data disk, starting the agent) run only when the root is `/` and are reported
-//! as skipped otherwise. Each file is written only when its contents or mode differ (write to a
-//! temporary file, then rename), so a second run reports no change.
+//! as skipped otherwise. Each file is written only when its contents or mode differ (atomically,
+//! keeping its owner), so a second run reports no change. Every path, from the rack file or our
+//! own, is confined to the root, and symbolic links inside the root or the boot partition are
+//! refused, never followed ([`Tree`]).
 
-use std::io::ErrorKind;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use super::tree::{Tree, TreeError};
+use super::{AUTHORIZED_KEYS, KEYRING, PASSWORD_HASH, RACK};
 use super::{
     BootFiles, DISK_LABEL, DiskAction, DiskProbe, LocalFacts, disk_decision, find_node, fstab_line,
     fstab_with, hosts_with, network_file, parse_blkid, password_hash, shadow_with,
@@ -33,13 +35,15 @@ pub struct Options {
     pub facts: Option<LocalFacts>,
 }
 
-impl Options {
+/// The two trees a run works on: the root it prepares and the boot partition it reads.
+struct Trees {
+    root: Tree,
+    boot: Tree,
+}
+
+impl Trees {
     fn live(&self) -> bool {
-        self.root == Path::new("/")
-    }
-    fn path(&self, abs: &Path) -> PathBuf {
-        self.root
-            .join(abs.strip_prefix("/").unwrap_or(abs.as_ref()))
+        self.root.is_live()
     }
 }
 
@@ -72,32 +76,6 @@ impl Report {
     }
 }
 
-/// Writes `contents` with `mode` unless the file already has both; returns whether it changed.
-pub fn put(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<bool> {
-    let same_contents = std::fs::read(path).is_ok_and(|old| old == contents);
-    let same_mode = std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o7777 == mode);
-    if same_contents && same_mode {
-        return Ok(false);
-    }
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    if same_contents {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
-        return Ok(true);
-    }
-    crate::atomic_file::write_atomic(path, contents, Some(mode))?;
-    Ok(true)
-}
-
-fn read_opt(path: &Path) -> std::io::Result<Option<String>> {
-    match std::fs::read_to_string(path) {
-        Ok(s) => Ok(Some(s)),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
 /// Runs a command; its stderr goes into the error.
 fn run(cmd: &mut Command) -> Result<String, String> {
     let shown = format!("{cmd:?}");
@@ -116,8 +94,12 @@ fn run(cmd: &mut Command) -> Result<String, String> {
 }
 
 /// The machine's interfaces and addresses, waiting (bounded) for a non-loopback interface.
-pub fn local_facts(root: &Path, wait: Duration) -> LocalFacts {
-    let hostname = std::fs::read_to_string(root.join("etc/hostname")).unwrap_or_default();
+fn local_facts(root: &Tree, wait: Duration) -> LocalFacts {
+    let hostname = root
+        .read_text(Path::new("/etc/hostname"))
+        .ok()
+        .flatten()
+        .unwrap_or_default();
     let deadline = Instant::now() + wait;
     loop {
         let mut macs = Vec::new();
@@ -156,18 +138,32 @@ pub fn local_facts(root: &Path, wait: Duration) -> LocalFacts {
 /// Runs every first-boot step; see the module documentation of [`super`].
 pub fn run_all(opts: &Options) -> Report {
     let mut r = Report::default();
-    let boot = BootFiles {
-        dir: opts.boot.clone(),
+    let root = match Tree::new(&opts.root) {
+        Ok(root) => root,
+        Err(e) => {
+            r.error(format!("the root to prepare: {e}"));
+            return r;
+        }
     };
-    ssh_host_keys(opts, &mut r);
-    login(opts, &boot, &mut r);
-    let Some(rack) = install_rack(opts, &boot, &mut r) else {
+    ssh_host_keys(&root, &mut r);
+    let trees = match Tree::new(&opts.boot) {
+        Ok(boot) => Trees { root, boot },
+        Err(e) => {
+            r.error(format!("the boot partition: {e}"));
+            return r;
+        }
+    };
+    let boot = BootFiles {
+        dir: trees.boot.top().to_path_buf(),
+    };
+    login(&trees, &mut r);
+    let Some(rack) = install_rack(&trees, &boot, &mut r) else {
         return r;
     };
     let facts = opts
         .facts
         .clone()
-        .unwrap_or_else(|| local_facts(&opts.root, opts.wait_for_interfaces));
+        .unwrap_or_else(|| local_facts(&trees.root, opts.wait_for_interfaces));
     let node = match find_node(&rack, &facts) {
         Ok((node, how)) => {
             r.note(format!("this is node `{}` (found by {how})", node.name));
@@ -179,26 +175,26 @@ pub fn run_all(opts: &Options) -> Report {
             return r;
         }
     };
-    hostname(opts, &node.name, &mut r);
+    hostname(&trees, &node.name, &mut r);
     let net = network_file(&rack, &node);
     step(
         &mut r,
         "network address",
-        put(
-            &opts.path(Path::new("/etc/systemd/network/10-mooseherd.network")),
+        trees.root.put(
+            Path::new("/etc/systemd/network/10-mooseherd.network"),
             net.as_bytes(),
             0o644,
         ),
     );
-    let disk_ready = data_disk(opts, &node, &mut r);
+    let disk_ready = data_disk(&trees, &node, &mut r);
     if disk_ready {
-        chunk_dirs(opts, &node, &mut r);
+        chunk_dirs(&trees, &node, &mut r);
     }
-    enable_agent(opts, &mut r);
+    enable_agent(&trees, &mut r);
     r
 }
 
-fn step(r: &mut Report, what: &str, res: std::io::Result<bool>) {
+fn step(r: &mut Report, what: &str, res: Result<bool, TreeError>) {
     match res {
         Ok(true) => r.change(what),
         Ok(false) => {}
@@ -206,66 +202,95 @@ fn step(r: &mut Report, what: &str, res: std::io::Result<bool>) {
     }
 }
 
-fn ssh_host_keys(opts: &Options, r: &mut Report) {
-    let dir = opts.path(Path::new("/etc/ssh"));
+/// A file of the boot partition (`mooseherd/...`), read without following links.
+fn boot_file(t: &Trees, name: &str) -> Result<Option<Vec<u8>>, TreeError> {
+    t.boot.read(&Path::new("/").join(name))
+}
+
+fn ssh_host_keys(root: &Tree, r: &mut Report) {
+    let dir = match root.path(Path::new("/etc/ssh")) {
+        Ok(dir) => dir,
+        Err(e) => {
+            r.error(format!("ssh host keys: {e}"));
+            return;
+        }
+    };
     let has_keys = std::fs::read_dir(&dir).is_ok_and(|d| {
         d.flatten().any(|e| {
             let n = e.file_name().to_string_lossy().into_owned();
             n.starts_with("ssh_host_") && n.ends_with("_key")
         })
     });
-    if has_keys || !dir.exists() {
+    if has_keys || !dir.is_dir() {
         return;
     }
     // `-f PREFIX` makes -A write under another root (the keys then say root@THIS-host in their
     // comment, which is harmless).
-    let prefix = opts.root.display().to_string();
+    let prefix = root.top().display().to_string();
     match run(Command::new("ssh-keygen").args(["-A", "-f", &prefix])) {
         Ok(_) => r.change("ssh host keys created"),
         Err(e) => r.error(format!("ssh host keys: {e}")),
     }
 }
 
-fn login(opts: &Options, boot: &BootFiles, r: &mut Report) {
+fn login(opts: &Trees, r: &mut Report) {
     let mut way = false;
-    match std::fs::read(boot.authorized_keys()) {
-        Ok(keys) => {
+    let boot = BootFiles {
+        dir: opts.boot.top().to_path_buf(),
+    };
+    match boot_file(opts, AUTHORIZED_KEYS) {
+        Ok(Some(keys)) => {
             way = true;
-            let dir = opts.path(Path::new("/root/.ssh"));
-            if let Err(e) = std::fs::create_dir_all(&dir).and_then(|_| {
-                std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
-            }) {
-                r.error(format!("{}: {e}", dir.display()));
+            let dir = Path::new("/root/.ssh");
+            let made = opts.root.create_dir_all(dir, 0o700).and_then(|(full, _)| {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&full, std::fs::Permissions::from_mode(0o700))
+                    .map_err(|cause| TreeError::Io { path: full, cause })
+            });
+            if let Err(e) = made {
+                r.error(e.to_string());
             }
             step(
                 r,
                 "root's ssh authorized_keys",
-                put(&dir.join("authorized_keys"), &keys, 0o600),
+                opts.root.put(&dir.join("authorized_keys"), &keys, 0o600),
             );
         }
-        Err(e) if e.kind() == ErrorKind::NotFound => {}
-        Err(e) => r.error(format!("{}: {e}", boot.authorized_keys().display())),
+        Ok(None) => {}
+        Err(e) => r.error(e.to_string()),
     }
-    match read_opt(&boot.password_hash()) {
-        Ok(Some(text)) => match password_hash(&boot.password_hash(), &text) {
+    match boot_file(opts, PASSWORD_HASH) {
+        // Not UTF-8: refused as not a hash, like any other byte the crypt alphabet lacks.
+        Ok(Some(bytes)) => match password_hash(
+            &boot.password_hash(),
+            std::str::from_utf8(&bytes).unwrap_or("\u{0}"),
+        ) {
             Ok(hash) => {
                 way = true;
-                let shadow = opts.path(Path::new("/etc/shadow"));
-                match read_opt(&shadow) {
+                let shadow = Path::new("/etc/shadow");
+                match opts.root.read_text(shadow) {
                     Ok(Some(old)) => match shadow_with(&old, "root", &hash) {
-                        Some(new) => step(r, "root password", put(&shadow, new.as_bytes(), 0o640)),
+                        // The mode of Debian's shadow; the owner and group (root:shadow) are kept.
+                        Some(new) => step(
+                            r,
+                            "root password",
+                            opts.root.put(shadow, new.as_bytes(), 0o640),
+                        ),
                         None => r.error(format!("{}: no line for root", shadow.display())),
                     },
                     Ok(None) => r.error(format!("{} does not exist", shadow.display())),
-                    Err(e) => r.error(format!("{}: {e}", shadow.display())),
+                    Err(e) => r.error(e.to_string()),
                 }
             }
             Err(e) => r.error(e.to_string()),
         },
         Ok(None) => {}
-        Err(e) => r.error(format!("{}: {e}", boot.password_hash().display())),
+        Err(e) => r.error(e.to_string()),
     }
-    let installed = opts.path(Path::new("/root/.ssh/authorized_keys")).exists();
+    let installed = opts
+        .root
+        .path(Path::new("/root/.ssh/authorized_keys"))
+        .is_ok_and(|p| p.exists());
     if !way && !installed {
         r.note(format!(
             "no way to log in yet: put an ssh public key in {} or a crypt hash (`openssl passwd -6`) in {}",
@@ -276,18 +301,18 @@ fn login(opts: &Options, boot: &BootFiles, r: &mut Report) {
 }
 
 /// Validates the boot partition's rack file and installs it (with the keyring) in /etc.
-fn install_rack(opts: &Options, boot: &BootFiles, r: &mut Report) -> Option<Rack> {
-    let installed = opts.path(Path::new("/etc/mooseherd/rack.toml"));
-    let src = match read_opt(&boot.rack()) {
-        Ok(Some(s)) => s,
+fn install_rack(opts: &Trees, boot: &BootFiles, r: &mut Report) -> Option<Rack> {
+    let installed = Path::new("/etc/mooseherd/rack.toml");
+    let (bytes, source) = match boot_file(opts, RACK) {
+        Ok(Some(b)) => (b, boot.rack()),
         Ok(None) => {
             r.note(format!(
                 "{} does not exist; using the installed {}",
                 boot.rack().display(),
                 installed.display()
             ));
-            match read_opt(&installed) {
-                Ok(Some(s)) => s,
+            match opts.root.read(installed) {
+                Ok(Some(b)) => (b, opts.root.top().join("etc/mooseherd/rack.toml")),
                 Ok(None) => {
                     r.error(format!(
                         "no rack file: write one to {} (see examples/rack.toml)",
@@ -296,17 +321,21 @@ fn install_rack(opts: &Options, boot: &BootFiles, r: &mut Report) -> Option<Rack
                     return None;
                 }
                 Err(e) => {
-                    r.error(format!("{}: {e}", installed.display()));
+                    r.error(e.to_string());
                     return None;
                 }
             }
         }
         Err(e) => {
-            r.error(format!("{}: {e}", boot.rack().display()));
+            r.error(e.to_string());
             return None;
         }
     };
-    let rack = match Rack::parse(&src, &boot.rack(), HostChecks::NONE) {
+    let parsed = match crate::config::diag::utf8_text(&source, &bytes) {
+        Ok(src) => Rack::parse(src, &source, HostChecks::NONE),
+        Err(d) => Err(crate::config::ConfigError::Invalid(vec![d])),
+    };
+    let rack = match parsed {
         Ok((rack, warnings)) => {
             for w in warnings {
                 r.note(w.to_string());
@@ -324,41 +353,46 @@ fn install_rack(opts: &Options, boot: &BootFiles, r: &mut Report) -> Option<Rack
     step(
         r,
         "rack file installed",
-        put(&installed, src.as_bytes(), 0o644),
+        opts.root.put(installed, &bytes, 0o644),
     );
-    let keyring = opts.path(&rack.cluster.keyring);
-    match std::fs::read(boot.keyring()) {
-        Ok(k) => step(r, "gossip keyring installed", put(&keyring, &k, 0o600)),
-        Err(e) if e.kind() == ErrorKind::NotFound => {
-            if !keyring.exists() {
+    let keyring = &rack.cluster.keyring;
+    match boot_file(opts, KEYRING) {
+        Ok(Some(k)) => step(
+            r,
+            "gossip keyring installed",
+            opts.root.put(keyring, &k, 0o600),
+        ),
+        Ok(None) => {
+            let present = opts.root.path(keyring).is_ok_and(|p| p.exists());
+            if !present {
                 r.error(format!(
                     "no gossip keyring: the agent cannot start. Create one once with `mooseherd keygen keyring` and copy the same file to {} on every Pi",
                     boot.keyring().display()
                 ));
             }
         }
-        Err(e) => r.error(format!("{}: {e}", boot.keyring().display())),
+        Err(e) => r.error(e.to_string()),
     }
     Some(rack)
 }
 
-fn hostname(opts: &Options, name: &str, r: &mut Report) {
+fn hostname(opts: &Trees, name: &str, r: &mut Report) {
     step(
         r,
         "hostname",
-        put(
-            &opts.path(Path::new("/etc/hostname")),
+        opts.root.put(
+            Path::new("/etc/hostname"),
             format!("{name}\n").as_bytes(),
             0o644,
         ),
     );
-    let hosts = opts.path(Path::new("/etc/hosts"));
-    match read_opt(&hosts) {
+    let hosts = Path::new("/etc/hosts");
+    match opts.root.read_text(hosts) {
         Ok(old) => {
             let new = hosts_with(old.as_deref().unwrap_or("127.0.0.1\tlocalhost\n"), name);
-            step(r, "/etc/hosts", put(&hosts, new.as_bytes(), 0o644));
+            step(r, "/etc/hosts", opts.root.put(hosts, new.as_bytes(), 0o644));
         }
-        Err(e) => r.error(format!("{}: {e}", hosts.display())),
+        Err(e) => r.error(e.to_string()),
     }
     if opts.live() {
         let now = nix::unistd::gethostname()
@@ -374,7 +408,7 @@ fn hostname(opts: &Options, name: &str, r: &mut Report) {
 }
 
 /// Returns whether the chunk directories can be created (no data disk, or it is mounted).
-fn data_disk(opts: &Options, node: &crate::config::Node, r: &mut Report) -> bool {
+fn data_disk(opts: &Trees, node: &crate::config::Node, r: &mut Report) -> bool {
     let Some(disk) = &node.disk else {
         return true;
     };
@@ -444,16 +478,22 @@ fn data_disk(opts: &Options, node: &crate::config::Node, r: &mut Report) -> bool
             false
         }
         DiskAction::Mount { fstype, uuid } => {
-            let fstab = opts.path(Path::new("/etc/fstab"));
-            let old = read_opt(&fstab).ok().flatten().unwrap_or_default();
+            let fstab = Path::new("/etc/fstab");
+            let old = match opts.root.read_text(fstab) {
+                Ok(old) => old.unwrap_or_default(),
+                Err(e) => {
+                    r.error(e.to_string());
+                    return false;
+                }
+            };
             let new = fstab_with(&old, &fstab_line(&uuid, &fstype, &node.disk_mount));
             step(
                 r,
                 "/etc/fstab data disk",
-                put(&fstab, new.as_bytes(), 0o644),
+                opts.root.put(fstab, new.as_bytes(), 0o644),
             );
-            if let Err(e) = std::fs::create_dir_all(&node.disk_mount) {
-                r.error(format!("{}: {e}", node.disk_mount.display()));
+            if let Err(e) = opts.root.create_dir_all(&node.disk_mount, 0o755) {
+                r.error(e.to_string());
                 return false;
             }
             let mounted = crate::host::mount_table::read()
@@ -479,8 +519,8 @@ fn data_disk(opts: &Options, node: &crate::config::Node, r: &mut Report) -> bool
 }
 
 /// uid and gid of a user in ROOT/etc/passwd.
-fn passwd_ids(root: &Path, user: &str) -> Option<(u32, u32)> {
-    let text = std::fs::read_to_string(root.join("etc/passwd")).ok()?;
+fn passwd_ids(root: &Tree, user: &str) -> Option<(u32, u32)> {
+    let text = root.read_text(Path::new("/etc/passwd")).ok()??;
     text.lines().find_map(|l| {
         let f: Vec<&str> = l.split(':').collect();
         (f.first() == Some(&user) && f.len() > 3)
@@ -489,42 +529,61 @@ fn passwd_ids(root: &Path, user: &str) -> Option<(u32, u32)> {
     })
 }
 
-fn chunk_dirs(opts: &Options, node: &crate::config::Node, r: &mut Report) {
+fn chunk_dirs(opts: &Trees, node: &crate::config::Node, r: &mut Report) {
     let owner = passwd_ids(&opts.root, "mfs");
     for dir in &node.chunk_dirs {
-        let path = opts.path(dir);
-        if !path.exists() {
-            match std::fs::create_dir_all(&path) {
-                Ok(()) => r.change(format!("chunk dir {}", dir.display())),
-                Err(e) => {
-                    r.error(format!("chunk dir {}: {e}", dir.display()));
-                    continue;
+        let path = match opts.root.create_dir_all(dir, 0o755) {
+            Ok((path, created)) => {
+                if created {
+                    r.change(format!("chunk dir {}", dir.display()));
                 }
+                path
             }
-        }
+            Err(e) => {
+                r.error(format!("chunk dir: {e}"));
+                continue;
+            }
+        };
+        // lchown: the walk above refused links, and a link made since is not followed either.
         if let Some((uid, gid)) = owner
-            && let Err(e) = std::os::unix::fs::chown(&path, Some(uid), Some(gid))
+            && let Err(e) = std::os::unix::fs::lchown(&path, Some(uid), Some(gid))
         {
             r.error(format!("chown mfs {}: {e}", dir.display()));
         }
     }
 }
 
-fn enable_agent(opts: &Options, r: &mut Report) {
-    let link = opts.path(Path::new("/").join(UNIT_LINK).as_path());
-    if !opts.path(&Path::new("/").join(UNIT)).exists() {
+fn enable_agent(opts: &Trees, r: &mut Report) {
+    let unit = Path::new("/").join(UNIT);
+    let link = Path::new("/").join(UNIT_LINK);
+    if !opts.root.path(&unit).is_ok_and(|p| p.is_file()) {
         r.error(format!(
             "/{UNIT} is missing: this image has no mooseherd unit"
         ));
         return;
     }
-    if std::fs::symlink_metadata(&link).is_ok() {
+    let full = match opts.root.path(&link) {
+        Ok(full) => full,
+        // The link itself is a symlink by design: that is not an error.
+        Err(TreeError::Symlink { path, .. }) if path.ends_with(UNIT_LINK) => return,
+        Err(e) => {
+            r.error(format!("enable mooseherd.service: {e}"));
+            return;
+        }
+    };
+    if std::fs::symlink_metadata(&full).is_ok() {
         return;
     }
-    let res = link
-        .parent()
-        .map_or(Ok(()), std::fs::create_dir_all)
-        .and_then(|_| std::os::unix::fs::symlink(Path::new("/").join(UNIT), &link));
+    let res = match link.parent() {
+        Some(parent) => opts.root.create_dir_all(parent, 0o755).map(|_| ()),
+        None => Ok(()),
+    }
+    .and_then(|()| {
+        std::os::unix::fs::symlink(&unit, &full).map_err(|cause| TreeError::Io {
+            path: full.clone(),
+            cause,
+        })
+    });
     match res {
         Ok(()) => {
             r.change("mooseherd.service enabled");

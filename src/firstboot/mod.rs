@@ -18,6 +18,7 @@
 //! them out on a root directory.
 
 pub mod apply;
+pub mod tree;
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -83,7 +84,7 @@ pub enum FirstbootError {
         second: String,
     },
     #[error(
-        "root password hash in {file} does not look like a crypt(3) hash (it must start with `$`, e.g. from `openssl passwd -6`); refusing to store what may be a plain password"
+        "root password hash in {file} is not a crypt(3) hash of the form `$ID$SALT$HASH` or `$ID$PARAMS$SALT$HASH` (letters, digits, `.` and `/`; e.g. from `openssl passwd -6` or `mkpasswd`), on one line; refusing to store it in /etc/shadow"
     )]
     BadPasswordHash { file: String },
 }
@@ -316,16 +317,60 @@ pub fn shadow_with(old: &str, user: &str, hash: &str) -> Option<String> {
     found.then_some(out)
 }
 
-/// Checks a password hash from the boot partition: one line, crypt(3) format.
+/// Checks a password hash from the boot partition: one line (a trailing line break is fine) in
+/// the shape of a crypt(3) hash ([`is_crypt_hash`]), so nothing else reaches /etc/shadow.
 pub fn password_hash(file: &Path, contents: &str) -> Result<String, FirstbootError> {
-    let hash = contents.trim();
-    if hash.starts_with('$') && !hash.contains(char::is_whitespace) && !hash.contains(':') {
+    let hash = contents.strip_suffix('\n').unwrap_or(contents);
+    let hash = hash.strip_suffix('\r').unwrap_or(hash);
+    if is_crypt_hash(hash) {
         Ok(hash.to_string())
     } else {
         Err(FirstbootError::BadPasswordHash {
             file: file.display().to_string(),
         })
     }
+}
+
+/// Longest hash accepted (sha512crypt with rounds is ~120 characters).
+const MAX_HASH_LEN: usize = 512;
+/// Shortest final (hash) field: MD5-crypt's 22 characters are the shortest of the modular formats.
+const MIN_HASH_FIELD: usize = 16;
+
+/// The crypt(3) alphabet of salts and hashes.
+fn crypt_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '.' || c == '/'
+}
+
+/// Whether `s` has the shape of a modular crypt(3) hash: `$ID$SALT$HASH` or
+/// `$ID$PARAMS$SALT$HASH`, with ID lowercase letters and digits (`1`, `5`, `6`, `2b`, `y`, `gy`,
+/// `7`), SALT and HASH in the crypt alphabet `[./0-9A-Za-z]`, PARAMS also with `=` and `,`
+/// (`rounds=5000`, yescrypt's `j9T`). Everything else is refused: control characters, `:`,
+/// spaces, a bare `$`, locked forms (`!`, `*`), DES hashes and plain passwords.
+pub fn is_crypt_hash(s: &str) -> bool {
+    if s.len() > MAX_HASH_LEN {
+        return false;
+    }
+    let Some(rest) = s.strip_prefix('$') else {
+        return false;
+    };
+    let fields: Vec<&str> = rest.split('$').collect();
+    let (id, params, salt, hash) = match fields[..] {
+        [id, salt, hash] => (id, None, salt, hash),
+        [id, params, salt, hash] => (id, Some(params), salt, hash),
+        _ => return false,
+    };
+    let id_ok = (1..=8).contains(&id.len())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    let params_ok = params
+        .is_none_or(|p| !p.is_empty() && p.chars().all(|c| crypt_char(c) || c == '=' || c == ','));
+    id_ok
+        && params_ok
+        && !salt.is_empty()
+        && salt.chars().all(crypt_char)
+        && hash.len() >= MIN_HASH_FIELD
+        && hash.chars().all(crypt_char)
 }
 
 /// The systemd-networkd file that gives the node's interface its rack address (DHCP stays on
@@ -346,18 +391,27 @@ pub struct BootFiles {
     pub dir: PathBuf,
 }
 
+/// The rack file on the boot partition, relative to it.
+pub const RACK: &str = "mooseherd/rack.toml";
+/// The gossip keyring on the boot partition.
+pub const KEYRING: &str = "mooseherd/keyring";
+/// Root's ssh public keys on the boot partition.
+pub const AUTHORIZED_KEYS: &str = "mooseherd/authorized_keys";
+/// Root's crypt(3) password hash on the boot partition.
+pub const PASSWORD_HASH: &str = "mooseherd/root-password-hash";
+
 impl BootFiles {
     pub fn rack(&self) -> PathBuf {
-        self.dir.join("mooseherd/rack.toml")
+        self.dir.join(RACK)
     }
     pub fn keyring(&self) -> PathBuf {
-        self.dir.join("mooseherd/keyring")
+        self.dir.join(KEYRING)
     }
     pub fn authorized_keys(&self) -> PathBuf {
-        self.dir.join("mooseherd/authorized_keys")
+        self.dir.join(AUTHORIZED_KEYS)
     }
     pub fn password_hash(&self) -> PathBuf {
-        self.dir.join("mooseherd/root-password-hash")
+        self.dir.join(PASSWORD_HASH)
     }
 }
 

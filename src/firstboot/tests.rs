@@ -232,12 +232,107 @@ fn hosts_fstab_and_shadow_edits_are_idempotent() {
     assert_eq!(shadow_with(shadow, "nobody", "$6$x"), None);
 }
 
+/// `openssl passwd -6 -salt abc hunter2`.
+const SHA512: &str =
+    "$6$abc$Vj2wJVDQ/WRK2sVlmhZ2pGmoYHdN0PRsFHjexxCFrH2mvUoJmNGGqx6ydTYX4mHZgqiP4XMB8P1ZIyaOdyNhx0";
+
 #[test]
 fn plain_passwords_are_refused() {
     let f = Path::new("root-password-hash");
-    assert!(password_hash(f, "$6$abc$def\n").is_ok());
-    assert!(password_hash(f, "hunter2").is_err());
-    assert!(password_hash(f, "$6$a b").is_err());
+    assert_eq!(
+        password_hash(f, &format!("{SHA512}\n")).as_deref(),
+        Ok(SHA512)
+    );
+    for good in [
+        "$y$j9T$F5Jx5fExrKuPp53xLKQ..1$X3DX6M94c7o.9agCG9G317fhZg9SqC.5i5rd.RhAtQ7",
+        "$2b$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy",
+        "$6$rounds=5000$abc$Vj2wJVDQ/WRK2sVlmhZ2pGmoYHdN0PRsFHjexxCFrH2mvUoJmNGGq",
+        "$1$abc$0123456789abcdefghijkl",
+    ] {
+        assert!(password_hash(f, good).is_ok(), "{good}");
+    }
+    for bad in [
+        "hunter2",
+        "$6$a b",
+        "$",
+        "$$$",
+        "$6$$hash0123456789abcdef",
+        "$6$abc$",
+        "$6$abc$def",
+        "!",
+        "*",
+        "abJnggxhB/yWI",
+        "$6$abc$Vj2wJVDQ/WRK2sVlmhZ2pGmoYHdN0PRsFHje\u{0}xxCFrH2",
+        "$6$abc$Vj2wJVDQ/WRK2sVlmhZ2pGmoYHdN0PRsFHje\u{1b}[2J",
+        "$6$abc$Vj2wJVDQ/WRK2sVlmhZ2pGmoYHdN0PRsFHje\u{7}",
+        "$6$abc$Vj2wJVDQ/WRK2sVlmhZ2pGmoYHdN0PRsFHje:0:0",
+        "$6$abc$Vj2wJVDQ/WRK2sVlmhZ2pGmoYHdN0PRsFHje\nroot::0",
+        "$6$abc$Vj2wJVDQ/WRK2sVlmhZ2pGmoYHdN0PRsFHjeé",
+    ] {
+        assert!(password_hash(f, bad).is_err(), "{bad:?}");
+    }
+}
+
+mod crypt_shape {
+    use super::super::is_crypt_hash;
+    use proptest::prelude::*;
+
+    /// The shape, said another way: only `$`, the crypt alphabet, `=` and `,`; 3 or 4 `$`-separated
+    /// non-empty fields after a leading `$`; `=` and `,` only in a 4-field hash's second field.
+    fn looks_like_crypt(s: &str) -> bool {
+        let fields: Vec<&str> = s.split('$').collect();
+        let n = fields.len();
+        s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"$./=,".contains(&b))
+            && fields[0].is_empty()
+            && (n == 4 || n == 5)
+            && fields[1..].iter().all(|f| !f.is_empty())
+            && fields
+                .iter()
+                .enumerate()
+                .all(|(i, f)| (n == 5 && i == 2) || !f.contains(['=', ',']))
+    }
+
+    fn well_formed() -> impl Strategy<Value = String> {
+        (
+            "[a-z0-9]{1,8}",
+            proptest::option::of("[./0-9A-Za-z=,]{1,20}"),
+            "[./0-9A-Za-z]{1,32}",
+            "[./0-9A-Za-z]{16,90}",
+        )
+            .prop_map(|(id, params, salt, hash)| match params {
+                Some(p) => format!("${id}${p}${salt}${hash}"),
+                None => format!("${id}${salt}${hash}"),
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn nothing_but_the_crypt_shape_passes(s in any::<String>()) {
+            if is_crypt_hash(&s) {
+                prop_assert!(looks_like_crypt(&s), "{s:?}");
+            }
+        }
+
+        #[test]
+        fn well_formed_hashes_pass(h in well_formed()) {
+            prop_assert!(is_crypt_hash(&h), "{h:?}");
+        }
+
+        #[test]
+        fn one_foreign_character_anywhere_is_refused(
+            h in well_formed(),
+            at in any::<prop::sample::Index>(),
+            c in any::<char>().prop_filter("outside the shape's alphabet", |c| {
+                !c.is_ascii_alphanumeric() && !"$./=,".contains(*c)
+            }),
+        ) {
+            let mut s = h.clone();
+            let pos = at.index(h.len() + 1);
+            s.insert(pos, c);
+            prop_assert!(!is_crypt_hash(&s), "{s:?}");
+        }
+    }
 }
 
 #[test]
@@ -283,7 +378,11 @@ fn tree() -> Tree {
         "ssh-ed25519 AAAA test\n",
     )
     .expect("w");
-    std::fs::write(boot.join("mooseherd/root-password-hash"), "$6$s$h\n").expect("w");
+    std::fs::write(
+        boot.join("mooseherd/root-password-hash"),
+        format!("{SHA512}\n"),
+    )
+    .expect("w");
     Tree {
         _dir: dir,
         root,
@@ -313,7 +412,7 @@ fn first_boot_sets_up_a_root_and_a_second_run_changes_nothing() {
     assert!(read("etc/hosts").contains("127.0.1.1\tpi2"));
     assert_eq!(read("etc/mooseherd/rack.toml"), RACK);
     assert_eq!(read("root/.ssh/authorized_keys"), "ssh-ed25519 AAAA test\n");
-    assert!(read("etc/shadow").starts_with("root:$6$s$h:"));
+    assert!(read("etc/shadow").starts_with(&format!("root:{SHA512}:")));
     assert!(read("etc/systemd/network/10-mooseherd.network").contains("Address=192.168.1.12/24"));
     let mode = |p: &str| {
         std::fs::metadata(t.root.join(p))
@@ -380,4 +479,105 @@ fn a_rack_without_a_keyring_anywhere_is_an_error() {
     std::fs::remove_file(t.boot.join("mooseherd/keyring")).expect("rm");
     let r = run_all(&opts(&t, facts(&[], &[], "pi3")));
     assert!(r.errors.iter().any(|e| e.contains("keygen")), "{r:?}");
+}
+
+#[test]
+fn a_rack_path_with_dotdot_creates_nothing_outside_the_root() {
+    let t = tree();
+    let escape = format!(
+        "/../../{}",
+        t._dir.path().file_name().expect("name").to_string_lossy()
+    );
+    let outside = t._dir.path().join("escaped");
+    std::fs::write(
+        t.boot.join("mooseherd/rack.toml"),
+        RACK.replace("\"/var/lib/mfschunks\"", &format!("\"{escape}/escaped\"")),
+    )
+    .expect("w");
+    let r = run_all(&opts(&t, facts(&[], &[], "pi2")));
+    assert!(!outside.exists(), "created {}", outside.display());
+    assert!(
+        r.errors
+            .iter()
+            .any(|e| e.contains("chunk_dirs") && e.contains("`..`")),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn symlinks_in_the_root_are_not_followed() {
+    let t = tree();
+    let outside = tempfile::tempdir().expect("tempdir");
+    std::os::unix::fs::symlink(outside.path(), t.root.join("etc/mooseherd")).expect("link");
+    std::fs::create_dir_all(t.root.join("var/lib")).expect("mkdir");
+    std::os::unix::fs::symlink(outside.path(), t.root.join("var/lib/mfschunks")).expect("link");
+    let r = run_all(&opts(&t, facts(&[], &[], "pi2")));
+    assert_eq!(
+        std::fs::read_dir(outside.path()).expect("ls").count(),
+        0,
+        "wrote through a link: {r:?}"
+    );
+    assert!(
+        r.errors
+            .iter()
+            .any(|e| e.contains("etc/mooseherd is a symbolic link")),
+        "{r:?}"
+    );
+    assert!(
+        r.errors
+            .iter()
+            .any(|e| e.contains("mfschunks is a symbolic link")),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn a_symlinked_authorized_keys_on_the_boot_partition_is_refused() {
+    let t = tree();
+    let secret = t._dir.path().join("id_ed25519");
+    std::fs::write(&secret, "PRIVATE KEY\n").expect("w");
+    let keys = t.boot.join("mooseherd/authorized_keys");
+    std::fs::remove_file(&keys).expect("rm");
+    std::os::unix::fs::symlink(&secret, &keys).expect("link");
+    let r = run_all(&opts(&t, facts(&[], &[], "pi2")));
+    assert!(!t.root.join("root/.ssh/authorized_keys").exists(), "{r:?}");
+    assert!(
+        r.errors
+            .iter()
+            .any(|e| e.contains("authorized_keys is a symbolic link")),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn the_shadow_file_keeps_its_group() {
+    use std::os::unix::fs::MetadataExt;
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("SKIPPED: needs root to chown");
+        return;
+    }
+    let t = tree();
+    let shadow = t.root.join("etc/shadow");
+    std::os::unix::fs::chown(&shadow, Some(0), Some(42)).expect("chown");
+    let r = run_all(&opts(&t, facts(&[], &[], "pi2")));
+    assert!(r.changed.iter().any(|c| c == "root password"), "{r:?}");
+    let m = std::fs::metadata(&shadow).expect("shadow");
+    assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (0, 42, 0o640));
+}
+
+#[test]
+fn a_hash_with_control_characters_never_reaches_shadow() {
+    let t = tree();
+    std::fs::write(
+        t.boot.join("mooseherd/root-password-hash"),
+        format!("{SHA512}\u{1b}]0;owned\u{7}\n"),
+    )
+    .expect("w");
+    let r = run_all(&opts(&t, facts(&[], &[], "pi2")));
+    assert!(
+        r.errors.iter().any(|e| e.contains("not a crypt(3) hash")),
+        "{r:?}"
+    );
+    let shadow = std::fs::read_to_string(t.root.join("etc/shadow")).expect("r");
+    assert_eq!(shadow, "root:*:19000:0:99999:7:::\n");
 }

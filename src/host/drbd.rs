@@ -44,7 +44,7 @@ pub enum DrbdError {
     Config { resource: String, detail: String },
     /// `drbdsetup status --json` printed something that is not its JSON.
     #[error("cannot parse `drbdsetup status --json` output: {0}")]
-    Json(#[from] serde_json::Error),
+    Json(serde_json::Error),
     /// The status lists no resource (not up) or several.
     #[error("`drbdsetup status --json` lists {count} resources, expected exactly one")]
     ResourceCount { count: usize },
@@ -57,6 +57,14 @@ pub enum DrbdError {
     /// A line of /proc/drbd this parser cannot read.
     #[error("cannot parse /proc/drbd line {0:?}")]
     ProcLine(String),
+}
+
+// By hand rather than `#[from]`, which would also make the error a `source` that `{:#}` prints
+// a second time after the message.
+impl From<serde_json::Error> for DrbdError {
+    fn from(e: serde_json::Error) -> Self {
+        DrbdError::Json(e)
+    }
 }
 
 /// A value that goes into the resource file verbatim: must not be able to end a statement or a

@@ -52,14 +52,13 @@ pub enum VipError {
         "interface `{interface}` has no Ethernet hardware address, so gratuitous ARP cannot be sent on it"
     )]
     NoMac { interface: String },
-    /// The kernel refused a netlink request (the source carries the errno).
-    #[error("VIP {vip} on `{interface}`: {op}: netlink: {source}")]
+    /// The kernel refused a netlink request (the cause carries the errno).
+    #[error("VIP {vip} on `{interface}`: {op}: netlink: {cause}")]
     Netlink {
         interface: String,
         vip: Ipv4Net,
         op: &'static str,
-        #[source]
-        source: rtnetlink::Error,
+        cause: rtnetlink::Error,
     },
     /// The kernel did not answer within [`NETLINK_TIMEOUT`].
     #[error(
@@ -72,13 +71,12 @@ pub enum VipError {
         op: &'static str,
     },
     /// A socket or the runtime could not be set up, or sending failed.
-    #[error("VIP {vip} on `{interface}`: {op}: {source}")]
+    #[error("VIP {vip} on `{interface}`: {op}: {cause}")]
     Io {
         interface: String,
         vip: Ipv4Net,
         op: &'static str,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The kernel accepted the request, but reading the address back shows another state.
     #[error("VIP {vip} on `{interface}`: read-back after {op}: {detail}")]
@@ -143,11 +141,11 @@ impl VipDriver {
     pub fn new(interface: &str, vip: Ipv4Net) -> Result<Self, VipError> {
         let io = |op: &'static str| {
             let interface = interface.to_string();
-            move |source: std::io::Error| VipError::Io {
+            move |cause: std::io::Error| VipError::Io {
                 interface,
                 vip,
                 op,
-                source,
+                cause,
             }
         };
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -253,7 +251,7 @@ impl VipDriver {
                 Ok(()) => {}
                 // Expired by its lifetime between the dump and the delete: that is "down" too.
                 Err(VipError::Netlink {
-                    source: rtnetlink::Error::NetlinkError(ref m),
+                    cause: rtnetlink::Error::NetlinkError(ref m),
                     ..
                 }) if m.raw_code().abs() == libc::EADDRNOTAVAIL => {}
                 Err(e) => return Err(e),
@@ -294,11 +292,11 @@ impl VipDriver {
         let mac = self.link.mac.ok_or_else(|| VipError::NoMac {
             interface: self.interface.clone(),
         })?;
-        let fd = self.packet.try_clone().map_err(|source| VipError::Io {
+        let fd = self.packet.try_clone().map_err(|cause| VipError::Io {
             interface: self.interface.clone(),
             vip: self.vip,
             op: "duplicating the packet socket",
-            source,
+            cause,
         })?;
         Ok(Announcer {
             fd,
@@ -328,11 +326,11 @@ impl VipDriver {
             .rt
             .block_on(async { tokio::time::timeout(NETLINK_TIMEOUT, fut).await })
         {
-            Ok(r) => r.map_err(|source| VipError::Netlink {
+            Ok(r) => r.map_err(|cause| VipError::Netlink {
                 interface: self.interface.clone(),
                 vip: self.vip,
                 op,
-                source,
+                cause,
             }),
             Err(_) => Err(VipError::Timeout {
                 interface: self.interface.clone(),
@@ -351,7 +349,7 @@ impl VipDriver {
         let msgs = match msgs {
             Ok(m) => m,
             Err(VipError::Netlink {
-                source: rtnetlink::Error::NetlinkError(ref m),
+                cause: rtnetlink::Error::NetlinkError(ref m),
                 ..
             }) if m.raw_code().abs() == libc::ENODEV => Vec::new(),
             Err(e) => return Err(e),
@@ -436,7 +434,7 @@ impl Announcer {
             interface: self.interface.clone(),
             vip: self.vip,
             op,
-            source: e.into(),
+            cause: e.into(),
         };
         // Binding with protocol 0 keeps the socket send-only: it never queues received frames.
         let addr = link_addr(self.ifindex, 0)
@@ -454,7 +452,7 @@ impl Announcer {
                     interface: self.interface.clone(),
                     vip: self.vip,
                     op: "sending gratuitous ARP",
-                    source: std::io::Error::other(format!(
+                    cause: std::io::Error::other(format!(
                         "short write: {n} of {} bytes",
                         frame.len()
                     )),

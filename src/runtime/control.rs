@@ -42,6 +42,15 @@ impl Request {
     pub fn mutates(&self) -> bool {
         !matches!(self, Request::Status)
     }
+
+    /// The command's name as the CLI spells it.
+    pub fn command(&self) -> &'static str {
+        match self {
+            Request::Status => "status",
+            Request::Switchover { .. } => "switchover",
+            Request::Maintenance { .. } => "maintenance",
+        }
+    }
 }
 
 /// What the agent answers.
@@ -129,7 +138,10 @@ pub fn node_name(names: &[String], id: NodeId) -> String {
 /// Answers one request from a caller with uid `uid`: the agent loop's whole control logic.
 pub fn handle(t: Target<'_>, request: &Request, uid: u32) -> Response {
     if request.mutates() && uid != 0 && uid != nix::unistd::geteuid().as_raw() {
-        return Response::error(format!("{request:?} needs root (your uid is {uid})"));
+        return Response::error(format!(
+            "`{}` changes the rack and needs root (your uid is {uid}); run it with sudo",
+            request.command()
+        ));
     }
     let now = t.now;
     match request {
@@ -291,10 +303,7 @@ async fn serve_connection(
 /// cause as its source (printed after it by `{:#}`), never in its own message.
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
-    #[error(
-        "cannot reach the agent at {} (is `mooseherd agent` running? give --socket or --config)",
-        path.display()
-    )]
+    #[error("{}", connect_failed(path, source))]
     Connect {
         path: PathBuf,
         #[source]
@@ -319,6 +328,21 @@ pub enum ControlError {
     },
     #[error("starting the tokio runtime")]
     Runtime(#[source] std::io::Error),
+}
+
+/// What a failed connect means: no permission on the socket is not an agent that is down.
+fn connect_failed(path: &Path, cause: &std::io::Error) -> String {
+    if cause.kind() == std::io::ErrorKind::PermissionDenied {
+        format!(
+            "no permission to use the agent's control socket {}: run as root (or as a member of the socket's group)",
+            path.display()
+        )
+    } else {
+        format!(
+            "cannot reach the agent at {} (is `mooseherd agent` running? give --socket or --config)",
+            path.display()
+        )
+    }
 }
 
 /// How long [`call`] waits for the answer.

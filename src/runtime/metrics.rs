@@ -350,12 +350,15 @@ pub fn step_down_label(reason: StepDownReason) -> &'static str {
 /// Counts agent starts in `state_dir/starts` and returns the new count (0 if it cannot be kept).
 pub fn count_start(state_dir: &std::path::Path) -> u64 {
     let path = state_dir.join("starts");
-    let n = std::fs::read_to_string(&path)
+    let n = crate::bounded_read::read_text_opt(&path, 64, crate::bounded_read::Links::Follow)
         .ok()
+        .flatten()
         .and_then(|s| s.trim().parse::<u64>().ok())
         .unwrap_or(0)
         .saturating_add(1);
-    if let Err(e) = std::fs::write(&path, format!("{n}\n")) {
+    if let Err(e) =
+        crate::atomic_file::write_atomic(&path, format!("{n}\n").as_bytes(), 0o644, None)
+    {
         tracing::debug!("cannot count agent starts in {}: {e}", path.display());
     }
     n

@@ -1,8 +1,8 @@
 //! The agent's durable state: the highest lease epochs it granted and stood for. Written once per
-//! election (never per renewal: SD cards wear out), atomically (temp file, fsync, rename, fsync
-//! of the directory), and always before any message that depends on it is sent.
+//! election (never per renewal: SD cards wear out), atomically and durably
+//! ([`crate::atomic_file::write_atomic`]), and always before any message that depends on it is
+//! sent. It is read with the bounded reader (a regular file of at most 1 MiB).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -25,12 +25,13 @@ impl StateFile {
             .create(dir)
             .with_context(|| format!("creating state directory {}", dir.display()))?;
         let path = dir.join("lease.json");
-        let durable = match std::fs::read_to_string(&path) {
-            Ok(text) => serde_json::from_str(&text).with_context(|| {
+        use crate::bounded_read::{Links, MAX_CONFIG_BYTES, ReadError, read_regular};
+        let durable = match read_regular(&path, MAX_CONFIG_BYTES, Links::Follow) {
+            Ok((bytes, _)) => serde_json::from_slice(&bytes).with_context(|| {
                 format!("{} is corrupt; it holds the highest lease epochs this node took part in. Move it away only if no other node can hold a lease it granted (stop every agent first)", path.display())
             })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => LeaseDurable::default(),
-            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+            Err(ReadError::NotFound) => LeaseDurable::default(),
+            Err(e) => anyhow::bail!("state file {} {e}", path.display()),
         };
         Ok((
             Self {
@@ -46,22 +47,9 @@ impl StateFile {
         if d == self.last {
             return Ok(());
         }
-        let tmp = self.path.with_extension("json.tmp");
         let text = serde_json::to_string(&d)?;
-        {
-            let mut f = std::fs::File::create(&tmp)
-                .with_context(|| format!("writing {}", tmp.display()))?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()
-                .with_context(|| format!("fsync {}", tmp.display()))?;
-        }
-        std::fs::rename(&tmp, &self.path)
-            .with_context(|| format!("renaming to {}", self.path.display()))?;
-        if let Some(dir) = self.path.parent() {
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .with_context(|| format!("fsync {}", dir.display()))?;
-        }
+        crate::atomic_file::write_atomic(&self.path, text.as_bytes(), 0o600, None)
+            .with_context(|| format!("writing {}", self.path.display()))?;
         self.last = d;
         Ok(())
     }
@@ -95,5 +83,17 @@ mod tests {
             .expect("corrupt")
             .to_string();
         assert!(err.contains("lease.json is corrupt"), "{err}");
+    }
+
+    #[test]
+    fn a_state_file_that_is_no_file_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("lease.json")).expect("mkdir");
+        let err = StateFile::open(dir.path()).err().expect("a directory");
+        assert!(
+            err.to_string()
+                .ends_with("lease.json is a directory, not a regular file"),
+            "{err}"
+        );
     }
 }

@@ -7,9 +7,12 @@
 //! add the new key after the old one everywhere, then promote it to the first line everywhere,
 //! then remove the old one everywhere.
 //!
-//! The file must not be accessible by group or others (like an ssh private key). The editing
-//! functions ([`keygen`], [`add_key`], [`promote_key`], [`remove_key`]) keep comments, rewrite the
-//! file atomically (temporary file in the same directory, fsync, rename) and leave it mode 0600.
+//! The file must not be accessible by group or others (like an ssh private key), must be a
+//! regular file and is read with the bounded reader (at most 1 MiB). The editing functions
+//! ([`keygen`], [`add_key`], [`promote_key`], [`remove_key`]) keep comments, rewrite the file with
+//! [`crate::atomic_file::write_atomic`] and leave it mode 0600. A keyring that is a symbolic link
+//! is edited through the link: the file it points at is replaced (in its own directory) and the
+//! link stays, so a keyring kept elsewhere by configuration management stays there.
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -36,14 +39,15 @@ pub enum KeyringError {
         path: PathBuf,
     },
     /// Reading or writing failed.
-    #[error("keyring {}: {what}: {source}", .path.display())]
+    #[error("keyring {}: {what}: {cause}", .path.display())]
     Io {
         /// The keyring file.
         path: PathBuf,
         /// What was being done.
         what: &'static str,
-        /// The operating system's error.
-        source: io::Error,
+        /// The operating system's error (in the message; not also a `source`, which `{:#}`
+        /// would print a second time).
+        cause: io::Error,
     },
     /// A line is not `<key id> <64 hex chars>`, or repeats an id.
     #[error("keyring {}:{line}: {message}", .path.display())]
@@ -69,11 +73,13 @@ pub enum KeyringError {
         /// Its permission bits.
         mode: u32,
     },
-    /// The path exists but is not a regular file.
-    #[error("keyring {} is not a regular file", .path.display())]
+    /// The path exists but is not a regular file, or is too large to be a keyring.
+    #[error("keyring {} {reason}", .path.display())]
     NotAFile {
         /// The keyring file.
         path: PathBuf,
+        /// What it is instead (from the bounded reader).
+        reason: String,
     },
     /// `keygen` refuses to replace an existing keyring.
     #[error("keyring {} already exists; refusing to overwrite it (to rotate keys use add, promote and remove; see docs/keyring.md)", .path.display())]
@@ -291,29 +297,31 @@ fn parse_lines(text: &str, path: &Path) -> Result<Vec<Line>, KeyringError> {
 }
 
 fn io_err<'a>(path: &'a Path, what: &'static str) -> impl FnOnce(io::Error) -> KeyringError + 'a {
-    move |source| KeyringError::Io {
+    move |cause| KeyringError::Io {
         path: path.to_path_buf(),
         what,
-        source,
+        cause,
     }
 }
 
-/// Reads the file after checking it exists, is regular and is private to its owner.
+/// Reads the file after checking it exists, is regular, small, and private to its owner.
 fn read_checked(path: &Path) -> Result<String, KeyringError> {
-    let meta = match fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+    use crate::bounded_read::{Links, MAX_CONFIG_BYTES, ReadError, read_regular};
+    let (bytes, meta) = match read_regular(path, MAX_CONFIG_BYTES, Links::Follow) {
+        Ok(read) => read,
+        Err(ReadError::NotFound) => {
             return Err(KeyringError::Missing {
                 path: path.to_path_buf(),
             });
         }
-        Err(e) => return Err(io_err(path, "cannot inspect")(e)),
+        Err(ReadError::Io(e)) => return Err(io_err(path, "cannot read")(e)),
+        Err(e) => {
+            return Err(KeyringError::NotAFile {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            });
+        }
     };
-    if !meta.is_file() {
-        return Err(KeyringError::NotAFile {
-            path: path.to_path_buf(),
-        });
-    }
     let mode = meta.permissions().mode() & 0o7777;
     if mode & 0o077 != 0 {
         return Err(KeyringError::Permissions {
@@ -321,7 +329,9 @@ fn read_checked(path: &Path) -> Result<String, KeyringError> {
             mode,
         });
     }
-    fs::read_to_string(path).map_err(io_err(path, "cannot read"))
+    String::from_utf8(bytes).map_err(|_| {
+        io_err(path, "cannot read")(io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text"))
+    })
 }
 
 fn random_key() -> Result<[u8; KEY_LEN], KeyringError> {
@@ -486,37 +496,17 @@ fn find_key(path: &Path, lines: &[Line], id: u8) -> Result<usize, KeyringError> 
         })
 }
 
-/// Replaces the file atomically: temporary file (mode 0600) in the same directory, fsync,
-/// rename over the keyring, fsync the directory.
+/// Replaces the keyring atomically and durably, mode 0600, keeping its owner. Through a
+/// symbolic link: the file the link points at is replaced and the link stays.
 fn write_lines(path: &Path, lines: &[Line]) -> Result<(), KeyringError> {
-    let dir = parent_dir(path)?;
+    let target = fs::canonicalize(path).map_err(io_err(path, "cannot resolve"))?;
     let mut text = String::new();
     for l in lines {
         text.push_str(l.raw());
         text.push('\n');
     }
-    let name = path
-        .file_name()
-        .map_or_else(|| "keyring".into(), |n| n.to_string_lossy().into_owned());
-    let mut suffix = [0u8; 8];
-    getrandom::fill(&mut suffix).map_err(KeyringError::Random)?;
-    let tmp = dir.join(format!(".{name}.tmp-{}", hex::encode(suffix)));
-    let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(io_err(path, "cannot rewrite")(e));
-    }
-    sync_dir(&dir, path)
+    crate::atomic_file::write_atomic(&target, text.as_bytes(), 0o600, None)
+        .map_err(io_err(path, "cannot rewrite"))
 }
 
 #[cfg(test)]
@@ -671,6 +661,48 @@ mod tests {
         let mode = fs::metadata(&p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn add_key_through_a_symlink_edits_the_target_and_keeps_the_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let real_dir = dir.path().join("secrets");
+        fs::create_dir(&real_dir).unwrap();
+        let real = real_dir.join("keyring");
+        write_mode(&real, &format!("1 {K1}\n"), 0o600);
+        let link = dir.path().join("keyring");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        assert_eq!(add_key(&link).unwrap(), 2);
+        assert!(
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(Keyring::load(&real).unwrap().ids(), vec![1, 2]);
+        let mode = fs::metadata(&real).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn a_keyring_that_is_no_file_is_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("keyring");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let e = Keyring::load(&fifo).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("keyring {} is a FIFO, not a regular file", fifo.display())
+        );
+        let e = Keyring::load(Path::new("/dev/zero")).unwrap_err();
+        assert!(matches!(e, KeyringError::NotAFile { .. }), "{e}");
+    }
+
+    #[test]
+    fn io_errors_print_their_cause_once() {
+        let e = io_err(Path::new("/k"), "cannot read")(io::Error::other("boom"));
+        let shown = format!("{:#}", anyhow::Error::new(e));
+        assert_eq!(shown.matches("boom").count(), 1, "{shown}");
     }
 
     #[test]

@@ -117,9 +117,16 @@ pub enum WireError {
     /// The AEAD refused to seal (cannot happen for frames within size limits).
     #[error("sealing failed")]
     Seal,
-    /// postcard could not encode the message.
+    /// postcard could not encode the message (the cause is in the message, not also a source
+    /// that `{:#}` would print twice).
     #[error("cannot encode message: {0}")]
-    Encode(#[from] postcard::Error),
+    Encode(postcard::Error),
+}
+
+impl From<postcard::Error> for WireError {
+    fn from(e: postcard::Error) -> Self {
+        WireError::Encode(e)
+    }
 }
 
 /// Why a received frame was dropped. Each variant has a counter in [`RejectCounts`].
@@ -604,12 +611,18 @@ impl Endpoint {
 /// Why a payload did not decode.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
-    /// postcard refused the bytes.
+    /// postcard refused the bytes (in the message only, see [`WireError::Encode`]).
     #[error("cannot decode message: {0}")]
-    Postcard(#[from] postcard::Error),
+    Postcard(postcard::Error),
     /// The message decoded but bytes were left over.
     #[error("{0} unexpected bytes after the message")]
     TrailingBytes(usize),
+}
+
+impl From<postcard::Error> for DecodeError {
+    fn from(e: postcard::Error) -> Self {
+        DecodeError::Postcard(e)
+    }
 }
 
 /// Encodes a message with postcard, refusing one larger than [`MAX_PAYLOAD`].

@@ -488,7 +488,7 @@ fn disk_must_be_a_device() {
         |s| s.replace("board = \"pi5\"", "board = \"pi5\"\ndisk_mount = \"usb\""),
         27,
         14,
-        "disk_mount of `c` must be an absolute path",
+        "disk_mount = \"usb\" of node `c` is not an absolute path",
     );
 }
 

@@ -12,6 +12,7 @@ mod harness;
 mod agents;
 mod config_errors;
 mod drbd_cli;
+mod hostile_input;
 mod image_scripts;
 // The lab drills run on x86_64 only (an emulated agent would only slow them).
 #[cfg(target_arch = "x86_64")]

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::diag::{Diagnostic, Diagnostics, Severity};
+use super::diag::{Diagnostic, Diagnostics, Severity, utf8_text};
 use super::parse::parse_toml;
 use crate::fnv::Fnv1a;
 use crate::node_id::NodeId;
@@ -25,7 +25,9 @@ pub use schema::{
     DEFAULT_PROVISIONER_NAME, DRBD_KEYS, Drbd, DrbdVersion, NODE_KEYS, Node, PROVISIONER_KEYS,
     Provisioner, REPLICATIONS, ROLES, Replication, Role,
 };
-pub use validate::{DEFAULT_METRICS_PORT, MIN_LEASE_MS, lease_slack_ms, min_lease_ms};
+pub use validate::{
+    DEFAULT_METRICS_PORT, MAX_DRIFT_PPM, MAX_LEASE_MS, MIN_LEASE_MS, lease_slack_ms, min_lease_ms,
+};
 
 /// A validated rack.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -40,10 +42,10 @@ pub struct Rack {
 /// Errors loading a rack file.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read rack file {file}: {cause}")]
+    #[error("cannot read rack file {}: it {cause}", file.display())]
     Read {
         file: PathBuf,
-        cause: std::io::Error,
+        cause: crate::bounded_read::ReadError,
     },
     #[error("{}", .0.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n"))]
     Invalid(Vec<Diagnostic>),
@@ -72,13 +74,18 @@ impl HostChecks {
 }
 
 impl Rack {
-    /// Reads and validates a rack file. `Ok` carries the warnings.
+    /// Reads (a regular file of at most 1 MiB, UTF-8) and validates a rack file. `Ok` carries
+    /// the warnings.
     pub fn load(path: &Path, host: HostChecks) -> Result<(Rack, Vec<Diagnostic>), ConfigError> {
-        let src = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            file: path.to_path_buf(),
-            cause: source,
+        use crate::bounded_read::{Links, MAX_CONFIG_BYTES, read_regular};
+        let (bytes, _) = read_regular(path, MAX_CONFIG_BYTES, Links::Follow).map_err(|cause| {
+            ConfigError::Read {
+                file: path.to_path_buf(),
+                cause,
+            }
         })?;
-        Self::parse(&src, path, host)
+        let src = utf8_text(path, &bytes).map_err(|d| ConfigError::Invalid(vec![d]))?;
+        Self::parse(src, path, host)
     }
 
     /// Validates rack file contents; `path` is only used in messages and to resolve relative paths.

@@ -121,14 +121,14 @@ pub(super) struct RawCluster {
     #[serde(default = "default_port")]
     pub(super) gossip_port: Spanned<u16>,
     #[serde(default = "default_state_dir")]
-    pub(super) state_dir: PathBuf,
+    pub(super) state_dir: Spanned<PathBuf>,
     #[serde(default = "default_mount")]
-    pub(super) mount_path: PathBuf,
+    pub(super) mount_path: Spanned<PathBuf>,
     pub(super) shared_dir: Option<Spanned<PathBuf>>,
     #[serde(default = "default_boards_dir")]
-    pub(super) boards_dir: PathBuf,
+    pub(super) boards_dir: Spanned<PathBuf>,
     #[serde(default = "default_control")]
-    pub(super) control_socket: PathBuf,
+    pub(super) control_socket: Spanned<PathBuf>,
     pub(super) metrics_listen: Option<Spanned<String>>,
     #[serde(default = "default_true")]
     pub(super) hold_master_connects: bool,
@@ -146,11 +146,11 @@ pub(super) struct RawNode {
     pub(super) priority: Spanned<u32>,
     pub(super) interface: Option<Spanned<String>>,
     pub(super) mac: Option<Spanned<String>>,
-    pub(super) drbd_disk: Option<PathBuf>,
+    pub(super) drbd_disk: Option<Spanned<PathBuf>>,
     #[serde(default = "default_meta_dir")]
-    pub(super) meta_dir: PathBuf,
+    pub(super) meta_dir: Spanned<PathBuf>,
     #[serde(default)]
-    pub(super) chunk_dirs: Vec<PathBuf>,
+    pub(super) chunk_dirs: Vec<Spanned<PathBuf>>,
     pub(super) mount_path: Option<Spanned<PathBuf>>,
     pub(super) disk: Option<Spanned<PathBuf>>,
     pub(super) disk_mount: Option<Spanned<PathBuf>>,
@@ -194,23 +194,23 @@ fn default_keyring() -> Spanned<PathBuf> {
 fn default_port() -> Spanned<u16> {
     sp(DEFAULT_GOSSIP_PORT)
 }
-fn default_state_dir() -> PathBuf {
-    "/var/lib/mooseherd".into()
+fn default_state_dir() -> Spanned<PathBuf> {
+    sp("/var/lib/mooseherd".into())
 }
-fn default_mount() -> PathBuf {
-    "/mnt/moosefs".into()
+fn default_mount() -> Spanned<PathBuf> {
+    sp("/mnt/moosefs".into())
 }
-fn default_boards_dir() -> PathBuf {
-    board::DEFAULT_OVERRIDE_DIR.into()
+fn default_boards_dir() -> Spanned<PathBuf> {
+    sp(board::DEFAULT_OVERRIDE_DIR.into())
 }
-fn default_control() -> PathBuf {
-    "/run/mooseherd/control".into()
+fn default_control() -> Spanned<PathBuf> {
+    sp("/run/mooseherd/control".into())
 }
 fn default_priority() -> Spanned<u32> {
     sp(100)
 }
-fn default_meta_dir() -> PathBuf {
-    "/var/lib/mfs".into()
+fn default_meta_dir() -> Spanned<PathBuf> {
+    sp("/var/lib/mfs".into())
 }
 /// Where first boot mounts a node's data disk unless `disk_mount` says otherwise.
 pub const DEFAULT_DISK_MOUNT: &str = "/mnt/usb";

@@ -42,12 +42,8 @@ pub enum GpioError {
     NoPins(String),
     #[error("board `{board}` names no on-board LED that exists under {dir}")]
     NoOnboard { board: String, dir: PathBuf },
-    #[error("{what}: {source}")]
-    Io {
-        what: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("{what}: {cause}")]
+    Io { what: String, cause: std::io::Error },
     #[error("{backend}: {detail}")]
     Other {
         backend: &'static str,
@@ -60,10 +56,10 @@ pub enum GpioError {
 }
 
 impl GpioError {
-    pub(crate) fn io(what: impl Into<String>, source: std::io::Error) -> Self {
+    pub(crate) fn io(what: impl Into<String>, cause: std::io::Error) -> Self {
         GpioError::Io {
             what: what.into(),
-            source,
+            cause,
         }
     }
 }

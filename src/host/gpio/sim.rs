@@ -54,7 +54,7 @@ pub fn read_timeline(dir: &Path) -> Vec<TimelineEntry> {
 pub fn press(dir: &Path, pressed: bool) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let state: &[u8] = if pressed { b"1\n" } else { b"0\n" };
-    crate::atomic_file::write_atomic(&button_path(dir), state, None)
+    crate::atomic_file::write_atomic(&button_path(dir), state, 0o644, None)
 }
 
 impl SimGpio {

@@ -38,7 +38,7 @@ fn push_client_tail(
 fn write_config(dir: &Path, name: &str, content: &str) -> Result<PathBuf, MfsError> {
     fs::create_dir_all(dir).map_err(io_err("create config dir", dir))?;
     let path = dir.join(name);
-    write_atomic(&path, content.as_bytes(), None).map_err(io_err("write", &path))?;
+    write_atomic(&path, content.as_bytes(), 0o644, None).map_err(io_err("write", &path))?;
     Ok(path)
 }
 

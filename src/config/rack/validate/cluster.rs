@@ -8,8 +8,8 @@ use std::path::Path;
 use ipnet::Ipv4Net;
 use toml::Spanned;
 
-use super::{valid_ifname, valid_name};
-use crate::config::diag::Diagnostics;
+use super::{host_path, valid_ifname, valid_name};
+use crate::config::diag::{Diagnostics, shown};
 use crate::config::rack::schema::RawCluster;
 
 /// Checks the cluster's name, VIP and interface; returns the VIP if it parses.
@@ -23,7 +23,7 @@ pub(super) fn identity(
             c.name.span(),
             format!(
                 "cluster name `{}` must be 1-63 lowercase letters, digits or `-` (it names files and the DRBD resource)",
-                c.name.get_ref()
+                shown(c.name.get_ref())
             ),
         );
     }
@@ -61,7 +61,7 @@ pub(super) fn identity(
             };
             d.error(
                 c.vip.span(),
-                format!("vip `{}` is not valid: {hint}", c.vip.get_ref()),
+                format!("vip `{}` is not valid: {hint}", shown(c.vip.get_ref())),
             );
             None
         }
@@ -72,12 +72,32 @@ pub(super) fn identity(
             at(c.interface.span()),
             format!(
                 "interface `{}` is not a Linux interface name (1-15 characters, no `/` or spaces)",
-                c.interface.get_ref()
+                shown(c.interface.get_ref())
             ),
         );
     }
 
     vip
+}
+
+/// Checks the cluster's host paths (see [`host_path`]).
+pub(super) fn paths(
+    c: &RawCluster,
+    at: &dyn Fn(Range<usize>) -> Range<usize>,
+    d: &mut Diagnostics<'_>,
+) {
+    for (key, p) in [
+        ("keyring", &c.keyring),
+        ("state_dir", &c.state_dir),
+        ("mount_path", &c.mount_path),
+        ("boards_dir", &c.boards_dir),
+        ("control_socket", &c.control_socket),
+    ] {
+        host_path(p, key, "[cluster]", at, d);
+    }
+    if let Some(s) = &c.shared_dir {
+        host_path(s, "shared_dir", "[cluster]", at, d);
+    }
 }
 
 /// The Prometheus endpoint's default port (on 127.0.0.1).
@@ -108,29 +128,30 @@ pub(super) fn metrics_listen(
         Err(_) => {
             d.error(
                 at(v.span()),
-                format!("metrics_listen = \"{text}\" in {place} is not ADDRESS:PORT (e.g. \"127.0.0.1:{DEFAULT_METRICS_PORT}\") or \"off\""),
+                format!("metrics_listen = \"{}\" in {place} is not ADDRESS:PORT (e.g. \"127.0.0.1:{DEFAULT_METRICS_PORT}\") or \"off\"", shown(text)),
             );
             None
         }
     }
 }
 
-/// Checks that the keyring exists, is readable, and is private.
+/// Checks that the keyring exists, is a regular file the agent can read (bounded: a FIFO or a
+/// device is refused, not opened for good), and is private.
 pub(super) fn check_keyring(path: &Path, span: Range<usize>, d: &mut Diagnostics<'_>) {
+    use crate::bounded_read::{Links, MAX_CONFIG_BYTES, ReadError, read_regular};
     use std::os::unix::fs::PermissionsExt;
-    match std::fs::File::open(path) {
-        Ok(f) => {
-            if let Ok(meta) = f.metadata() {
-                let mode = meta.permissions().mode() & 0o777;
-                if mode & 0o077 != 0 {
-                    d.error(span, format!("keyring {} has mode {mode:04o}: others could read the gossip keys; run `chmod 600 {}`", path.display(), path.display()));
-                }
+    let shown_path = shown(&path.to_string_lossy());
+    match read_regular(path, MAX_CONFIG_BYTES, Links::Follow) {
+        Ok((_, meta)) => {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                d.error(span, format!("keyring {shown_path} has mode {mode:04o}: others could read the gossip keys; run `chmod 600 {shown_path}`"));
             }
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => d.error(
+        Err(ReadError::NotFound) => d.error(
             span,
-            format!("keyring {} does not exist; create it with `mooseherd keygen {}` and copy it to every node (or check on a workstation with --no-host-checks)", path.display(), path.display()),
+            format!("keyring {shown_path} does not exist; create it with `mooseherd keygen {shown_path}` and copy it to every node (or check on a workstation with --no-host-checks)"),
         ),
-        Err(e) => d.error(span, format!("keyring {} cannot be read: {e}", path.display())),
+        Err(e) => d.error(span, format!("keyring {shown_path} cannot be used: it {e}")),
     }
 }

@@ -9,17 +9,18 @@ mod provisioner;
 mod replication;
 
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use toml::Spanned;
 
 use super::HostChecks;
 use super::Rack;
 use super::schema::{Cluster, RawRack, Replication};
-use crate::config::diag::Diagnostics;
+use crate::config::diag::{Diagnostics, shown};
+use crate::relpath::check_host_path;
 
 pub use cluster::DEFAULT_METRICS_PORT;
-pub use lease::{MIN_LEASE_MS, lease_slack_ms, min_lease_ms};
+pub use lease::{MAX_DRIFT_PPM, MAX_LEASE_MS, MIN_LEASE_MS, lease_slack_ms, min_lease_ms};
 
 /// Checks a parsed rack file section by section and builds the [`Rack`] (`None` when the file
 /// is too broken to build one; errors are in `d` either way).
@@ -37,6 +38,7 @@ pub(super) fn validate(
     let replication = replication::mode(&c, d);
     let drbd = replication::drbd(replication, raw.drbd, &at, d);
     lease::timing(&c, &at, d);
+    cluster::paths(&c, &at, d);
     if host.keyring {
         cluster::check_keyring(c.keyring.get_ref(), at(c.keyring.span()), d);
     }
@@ -73,11 +75,11 @@ pub(super) fn validate(
         keyring: c.keyring.into_inner(),
         replication: replication.unwrap_or(Replication::Metalogger),
         gossip_port: *c.gossip_port.get_ref(),
-        state_dir: c.state_dir,
-        mount_path: c.mount_path,
+        state_dir: c.state_dir.into_inner(),
+        mount_path: c.mount_path.into_inner(),
         shared_dir: c.shared_dir.map(Spanned::into_inner),
-        boards_dir: c.boards_dir,
-        control_socket: c.control_socket,
+        boards_dir: c.boards_dir.into_inner(),
+        control_socket: c.control_socket.into_inner(),
         metrics_listen: cluster_metrics,
         hold_master_connects: c.hold_master_connects,
     };
@@ -98,6 +100,31 @@ fn fallback(table: Range<usize>) -> impl Fn(Range<usize>) -> Range<usize> {
             table.clone()
         } else {
             s
+        }
+    }
+}
+
+/// Checks a host path (`key` of `place`, e.g. "node `a`"): absolute, no `..`, no control
+/// character, so that nothing built from it (first boot's files under its root, the agent's own)
+/// lands outside where the key says. Returns whether it passed.
+fn host_path(
+    p: &Spanned<PathBuf>,
+    key: &str,
+    place: &str,
+    at: &dyn Fn(Range<usize>) -> Range<usize>,
+    d: &mut Diagnostics<'_>,
+) -> bool {
+    match check_host_path(p.get_ref()) {
+        Ok(()) => true,
+        Err(e) => {
+            d.error(
+                at(p.span()),
+                format!(
+                    "{key} = \"{}\" of {place} {e}",
+                    shown(&p.get_ref().to_string_lossy())
+                ),
+            );
+            false
         }
     }
 }

@@ -10,9 +10,9 @@ use ipnet::Ipv4Net;
 use toml::Spanned;
 
 use super::cluster::metrics_listen;
-use super::{valid_ifname, valid_mac, valid_name};
+use super::{host_path, valid_ifname, valid_mac, valid_name};
 use crate::config::board::Catalog;
-use crate::config::diag::{Diagnostics, suggestion};
+use crate::config::diag::{Diagnostics, shown, suggestion};
 use crate::config::rack::schema::{
     DEFAULT_DISK_MOUNT, Drbd, DrbdVersion, Node, ROLES, RawCluster, RawNode, Replication, Role,
 };
@@ -44,12 +44,15 @@ pub(super) fn nodes(
 ) -> Option<Vec<(Range<usize>, Node)>> {
     let c = cx.cluster;
     let cspan = cx.cspan;
-    let catalog = match Catalog::load(Some(&c.boards_dir)) {
+    let catalog = match Catalog::load(Some(c.boards_dir.get_ref())) {
         Ok(cat) => cat,
         Err(e) => {
             d.error(
-                cspan.clone(),
-                format!("boards_dir {}: {e}", c.boards_dir.display()),
+                (cx.at)(c.boards_dir.span()),
+                format!(
+                    "boards_dir {}: {e}",
+                    shown(&c.boards_dir.get_ref().to_string_lossy())
+                ),
             );
             Catalog::embedded()
         }
@@ -91,27 +94,33 @@ fn node(
     let nspan = n.span();
     let n = n.into_inner();
     let name = n.name.get_ref().clone();
+    let nm = shown(&name);
     if !valid_name(&name) {
-        d.error(n.name.span(), format!("node name `{name}` must be 1-63 lowercase letters, digits or `-` (it becomes a hostname)"));
+        d.error(n.name.span(), format!("node name `{nm}` must be 1-63 lowercase letters, digits or `-` (it becomes a hostname)"));
     }
     if names.insert(name.clone(), n.name.span()).is_some() {
-        d.error(n.name.span(), format!("node name `{name}` is used twice"));
+        d.error(n.name.span(), format!("node name `{nm}` is used twice"));
     }
     let addr = match n.addr.get_ref().parse::<Ipv4Addr>() {
         Ok(a) => {
             if let Some(other) = addrs.insert(a, name.clone()) {
                 d.error(
                     n.addr.span(),
-                    format!("addr {a} of `{name}` is already the address of `{other}`"),
+                    format!("addr {a} of `{nm}` is already the address of `{other}`"),
                 );
             }
             if let Some(v) = vip {
                 if a == v.addr() {
-                    d.error(n.addr.span(), format!("addr {a} of `{name}` is the VIP; the VIP must be an address no node owns"));
+                    d.error(
+                        n.addr.span(),
+                        format!(
+                            "addr {a} of `{nm}` is the VIP; the VIP must be an address no node owns"
+                        ),
+                    );
                 } else if !v.contains(&a) {
                     d.error(
                             n.addr.span(),
-                            format!("addr {a} of `{name}` is not in the VIP's subnet {}: the VIP moves between nodes on one L2 subnet", v.trunc()),
+                            format!("addr {a} of `{nm}` is not in the VIP's subnet {}: the VIP moves between nodes on one L2 subnet", v.trunc()),
                         );
                 }
             }
@@ -121,8 +130,8 @@ fn node(
             d.error(
                 n.addr.span(),
                 format!(
-                    "addr `{}` of `{name}` is not an IPv4 address (e.g. `192.168.1.11`, no prefix)",
-                    n.addr.get_ref()
+                    "addr `{}` of `{nm}` is not an IPv4 address (e.g. `192.168.1.11`, no prefix)",
+                    shown(n.addr.get_ref())
                 ),
             );
             None
@@ -139,7 +148,7 @@ fn node(
                 r.span(),
                 format!(
                     "unknown role `{}` (valid: {}){}",
-                    r.get_ref(),
+                    shown(r.get_ref()),
                     ROLES.join(", "),
                     suggestion(r.get_ref(), ROLES)
                 ),
@@ -147,7 +156,7 @@ fn node(
         }
     }
     if n.roles.get_ref().is_empty() {
-        d.error(n.roles.span(), format!("node `{name}` has no roles (valid: {}); a voter-only Pi still needs one, e.g. \"worker\"", ROLES.join(", ")));
+        d.error(n.roles.span(), format!("node `{nm}` has no roles (valid: {}); a voter-only Pi still needs one, e.g. \"worker\"", ROLES.join(", ")));
     }
     roles.sort();
     if catalog.get(n.board.get_ref()).is_none() {
@@ -156,9 +165,9 @@ fn node(
             n.board.span(),
             format!(
                 "unknown board `{}` (known: {}; add your own in {}){}",
-                n.board.get_ref(),
+                shown(n.board.get_ref()),
                 known.join(", "),
-                c.boards_dir.display(),
+                c.boards_dir.get_ref().display(),
                 suggestion(n.board.get_ref(), &known)
             ),
         );
@@ -175,7 +184,7 @@ fn node(
                 iface.span(),
                 format!(
                     "interface `{}` is not a Linux interface name",
-                    iface.get_ref()
+                    shown(iface.get_ref())
                 ),
             );
         }
@@ -188,50 +197,50 @@ fn node(
                 mac.span(),
                 format!(
                     "mac `{}` is not a MAC address like `dc:a6:32:01:02:03`",
-                    mac.get_ref()
+                    shown(mac.get_ref())
                 ),
             );
         }
     }
-    if roles.contains(&Role::Master) {
-        if replication == Some(Replication::Drbd) && n.drbd_disk.is_none() {
-            d.error(nspan.clone(), format!("master candidate `{name}` needs `drbd_disk` (the backing block device, e.g. \"/dev/sda2\") because replication is \"drbd\""));
+    if roles.contains(&Role::Master)
+        && replication == Some(Replication::Drbd)
+        && n.drbd_disk.is_none()
+    {
+        d.error(nspan.clone(), format!("master candidate `{nm}` needs `drbd_disk` (the backing block device, e.g. \"/dev/sda2\") because replication is \"drbd\""));
+    }
+    let place = format!("node `{nm}`");
+    let node_at = |s: Range<usize>| {
+        if s.is_empty() && s.start == 0 {
+            nspan.clone()
+        } else {
+            s
         }
-        if !n.meta_dir.is_absolute() {
-            d.error(
-                nspan.clone(),
-                format!("meta_dir of `{name}` must be an absolute path"),
-            );
+    };
+    host_path(&n.meta_dir, "meta_dir", &place, &node_at, d);
+    for (key, p) in [
+        ("mount_path", &n.mount_path),
+        ("disk_mount", &n.disk_mount),
+        ("drbd_disk", &n.drbd_disk),
+    ] {
+        if let Some(p) = p {
+            host_path(p, key, &place, &node_at, d);
         }
     }
-    if let Some(m) = &n.mount_path
-        && !m.get_ref().is_absolute()
-    {
-        d.error(
-            m.span(),
-            format!("mount_path of `{name}` must be an absolute path"),
-        );
+    for dir in &n.chunk_dirs {
+        host_path(dir, "chunk_dirs", &place, &node_at, d);
     }
     let disk_mount = n
         .disk_mount
         .clone()
         .map_or_else(|| PathBuf::from(DEFAULT_DISK_MOUNT), Spanned::into_inner);
-    if let Some(m) = &n.disk_mount
-        && !m.get_ref().is_absolute()
-    {
-        d.error(
-            m.span(),
-            format!("disk_mount of `{name}` must be an absolute path, e.g. \"/mnt/usb\""),
-        );
-    }
     if let Some(disk) = &n.disk
         && !disk.get_ref().starts_with("/dev/")
     {
         d.error(
                 disk.span(),
                 format!(
-                    "disk `{}` of `{name}` must be a block device under /dev, e.g. \"/dev/sda\" (or a stable /dev/disk/by-id/... path)",
-                    disk.get_ref().display()
+                    "disk `{}` of `{nm}` must be a block device under /dev, e.g. \"/dev/sda\" (or a stable /dev/disk/by-id/... path)",
+                    shown(&disk.get_ref().to_string_lossy())
                 ),
             );
     }
@@ -241,16 +250,16 @@ fn node(
     {
         d.error(
                 f.span(),
-                format!("format = true on `{name}` but it has no `disk`: name the data disk to format, e.g. disk = \"/dev/sda\""),
+                format!("format = true on `{nm}` but it has no `disk`: name the data disk to format, e.g. disk = \"/dev/sda\""),
             );
     }
     if n.disk.is_some() {
-        for dir in &n.chunk_dirs {
+        for dir in n.chunk_dirs.iter().map(Spanned::get_ref) {
             if dir.is_absolute() && !dir.starts_with(&disk_mount) {
                 d.warning(
                         nspan.clone(),
                         format!(
-                            "chunk dir `{}` of `{name}` is not under disk_mount {}: chunks would go to the SD card",
+                            "chunk dir `{}` of `{nm}` is not under disk_mount {}: chunks would go to the SD card",
                             dir.display(),
                             disk_mount.display()
                         ),
@@ -258,21 +267,8 @@ fn node(
             }
         }
     }
-    if roles.contains(&Role::Chunkserver) {
-        if n.chunk_dirs.is_empty() {
-            d.error(nspan.clone(), format!("chunkserver `{name}` needs `chunk_dirs` (directories on its data disk, e.g. [\"/mnt/usb/mfschunks\"])"));
-        }
-        for dir in &n.chunk_dirs {
-            if !dir.is_absolute() {
-                d.error(
-                    nspan.clone(),
-                    format!(
-                        "chunk dir `{}` of `{name}` must be an absolute path",
-                        dir.display()
-                    ),
-                );
-            }
-        }
+    if roles.contains(&Role::Chunkserver) && n.chunk_dirs.is_empty() {
+        d.error(nspan.clone(), format!("chunkserver `{nm}` needs `chunk_dirs` (directories on its data disk, e.g. [\"/mnt/usb/mfschunks\"])"));
     }
     (
         nspan,
@@ -288,12 +284,12 @@ fn node(
                 .interface
                 .map_or_else(|| c.interface.get_ref().clone(), Spanned::into_inner),
             mac: n.mac.map(Spanned::into_inner),
-            drbd_disk: n.drbd_disk,
-            meta_dir: n.meta_dir,
-            chunk_dirs: n.chunk_dirs,
+            drbd_disk: n.drbd_disk.map(Spanned::into_inner),
+            meta_dir: n.meta_dir.into_inner(),
+            chunk_dirs: n.chunk_dirs.into_iter().map(Spanned::into_inner).collect(),
             mount_path: n
                 .mount_path
-                .map_or_else(|| c.mount_path.clone(), Spanned::into_inner),
+                .map_or_else(|| c.mount_path.get_ref().clone(), Spanned::into_inner),
             disk: n.disk.map(Spanned::into_inner),
             disk_mount,
             format: n.format.is_some_and(|f| *f.get_ref()),

@@ -5,7 +5,7 @@ use std::ops::Range;
 
 use toml::Spanned;
 
-use super::fallback;
+use super::{fallback, host_path};
 use crate::config::diag::Diagnostics;
 use crate::config::rack::schema::{Node, Provisioner, RawCluster, RawProvisioner, Role};
 use crate::relpath::RelPath;
@@ -26,12 +26,7 @@ pub(super) fn provisioner(
             if !valid_provisioner_name(t.name.get_ref()) {
                 d.error(at(t.name.span()), format!("provisioner name `{}` must look like `example.com/name` (a DNS subdomain, `/`, a name; at most 63 characters after the `/`)", t.name.get_ref()));
             }
-            if !t.kubeconfig.get_ref().is_absolute() {
-                d.error(
-                    at(t.kubeconfig.span()),
-                    "kubeconfig must be an absolute path",
-                );
-            }
+            host_path(&t.kubeconfig, "kubeconfig", "[provisioner]", &at, d);
             if let Err(e) = RelPath::parse(t.root.get_ref()) {
                 d.error(at(t.root.span()), format!("root `{}` must be a directory relative to mount_path, e.g. \"volumes\": {e}", t.root.get_ref()));
             }
@@ -40,8 +35,8 @@ pub(super) fn provisioner(
                     if n.has(Role::Master) && !n.has(Role::Worker) {
                         d.error(nspan.clone(), format!("master candidate `{}` needs the `worker` role: the provisioner runs on the leader and creates volumes through its MooseFS mount", n.name));
                     }
-                    if n.has(Role::Worker) && n.mount_path != c.mount_path {
-                        d.error(nspan.clone(), format!("worker `{}` mounts MooseFS at {} but volumes' hostPaths use the cluster's mount_path {}; with [provisioner] enabled every worker mounts at the same place", n.name, n.mount_path.display(), c.mount_path.display()));
+                    if n.has(Role::Worker) && n.mount_path != *c.mount_path.get_ref() {
+                        d.error(nspan.clone(), format!("worker `{}` mounts MooseFS at {} but volumes' hostPaths use the cluster's mount_path {}; with [provisioner] enabled every worker mounts at the same place", n.name, n.mount_path.display(), c.mount_path.get_ref().display()));
                     }
                 }
             }

@@ -29,13 +29,12 @@ pub(super) fn mode(c: &RawCluster, d: &mut Diagnostics<'_>) -> Option<Replicatio
         }
     };
     if replication == Some(Replication::SharedDir) {
-        match &c.shared_dir {
-            None => d.error(
+        // A given shared_dir is checked as a host path with the other paths of [cluster].
+        if c.shared_dir.is_none() {
+            d.error(
                 c.replication.span(),
                 "replication = \"shared-dir\" needs `shared_dir` in [cluster]: the directory every master candidate sees",
-            ),
-            Some(s) if !s.get_ref().is_absolute() => d.error(s.span(), "shared_dir must be an absolute path"),
-            Some(_) => {}
+            );
         }
         d.warning(
             c.replication.span(),
