@@ -314,7 +314,12 @@ pub fn run(dir: &Path, drill: Drill) -> anyhow::Result<DrillReport> {
         .map(|l| (l.acked.clone(), l.errors, l.failed.clone()))
         .unwrap_or_default();
     let seqs: Vec<u64> = acked_list.iter().map(|(s, _, _)| *s).collect();
-    let Readback { lost, unverified } = read_back(&file, &seqs, VERIFY_TIMEOUT);
+    let Readback {
+        lost,
+        unverified,
+        lost_records,
+    } = read_back(&file, &seqs, VERIFY_TIMEOUT);
+    let evidence = if lost > 0 { keep_evidence(dir) } else { None };
     // Bring back what the drill took away, for the next drill.
     if fault.restart {
         super::restart_node(dir, &old_leader)
@@ -408,6 +413,22 @@ pub fn run(dir: &Path, drill: Drill) -> anyhow::Result<DrillReport> {
             what: "first acknowledged write".into(),
         });
     }
+    for (seq, what) in &lost_records {
+        if let Some((_, started, acked)) = acked_list.iter().find(|(s, _, _)| s == seq) {
+            tl.push(Mark {
+                at_ms: rel(*acked),
+                node: worker.clone(),
+                what: format!(
+                    "record {seq} (written from {} ms, acknowledged here) is lost: {what}{}",
+                    rel(*started),
+                    evidence
+                        .as_ref()
+                        .map(|e| format!("; logs and metadata kept in {}", e.display()))
+                        .unwrap_or_default()
+                ),
+            });
+        }
+    }
     if !max_gap.is_zero() {
         tl.push(Mark {
             at_ms: rel(gap_at.0),
@@ -457,6 +478,41 @@ pub fn run(dir: &Path, drill: Drill) -> anyhow::Result<DrillReport> {
         writes,
         nodes: names,
     })
+}
+
+/// A drill that lost an acknowledged write keeps the evidence before the next drill (or `lab
+/// down`) replaces it: the agents' and daemons' logs and every node's metadata and changelogs,
+/// copied to `DIR-lost-UNIXTIME` (no chunk data, nothing under a mount). Returns where, or `None` if the
+/// copy failed (logged).
+fn keep_evidence(dir: &Path) -> Option<std::path::PathBuf> {
+    tracing::warn!("an acknowledged write was lost: keeping the lab's logs and metadata");
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let to = std::path::PathBuf::from(format!("{}-lost-{stamp}", dir.display()));
+    // `--one-file-system`: never into a worker's (maybe hung) FUSE mount.
+    let status =
+        std::fs::create_dir_all(&to).and_then(|()| {
+            std::process::Command::new("sh")
+            .arg("-c")
+            .arg(
+                "tar -C \"$1\" --one-file-system --exclude=./*/chunks --exclude='*.sock' -cf - . \
+                 | tar -C \"$2\" -xf -",
+            )
+            .args(["keep-evidence", &dir.display().to_string(), &to.display().to_string()])
+            .status()
+        });
+    match status {
+        Ok(s) if s.success() => Some(to),
+        other => {
+            tracing::warn!(
+                "cannot keep the evidence of a lost write in {}: {other:?}",
+                to.display()
+            );
+            None
+        }
+    }
 }
 
 /// Whether writes to `mount` succeed three times in a row (a second apart) within `timeout`: a

@@ -8,10 +8,12 @@ use std::time::{Duration, Instant};
 pub const VERIFY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What reading the acknowledged records back found.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Readback {
     pub lost: u64,
     pub unverified: u64,
+    /// Each lost record: its number and what was found (`missing`, or the content read).
+    pub lost_records: Vec<(u64, String)>,
 }
 
 /// Reads every acknowledged record back from `dir` (`rec-NNNNNNNN` holding its number). A
@@ -27,12 +29,16 @@ pub fn read_back(dir: &std::path::Path, seqs: &[u64], timeout: Duration) -> Read
             let path = dir.join(format!("rec-{seq:08}"));
             let verdict = loop {
                 match std::fs::read_to_string(&path) {
-                    Ok(t) => break Some(t.trim() == seq.to_string()),
+                    Ok(t) if t.trim() == seq.to_string() => break Some(Ok(())),
+                    Ok(t) => {
+                        let shown: String = t.chars().take(40).collect();
+                        break Some(Err(format!("content {shown:?} ({} bytes)", t.len())));
+                    }
                     // The directory answers (the writer created the file through it): a missing
                     // record is a real loss.
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                         if std::fs::read_dir(&dir).is_ok() {
-                            break Some(false);
+                            break Some(Err("missing".to_string()));
                         }
                     }
                     Err(_) => {}
@@ -42,7 +48,7 @@ pub fn read_back(dir: &std::path::Path, seqs: &[u64], timeout: Duration) -> Read
                 }
                 std::thread::sleep(Duration::from_millis(500));
             };
-            if tx.send(verdict).is_err() {
+            if tx.send((seq, verdict)).is_err() {
                 return;
             }
         }
@@ -52,9 +58,12 @@ pub fn read_back(dir: &std::path::Path, seqs: &[u64], timeout: Duration) -> Read
     while seen < seqs.len() {
         let left = deadline.saturating_duration_since(Instant::now()) + Duration::from_secs(1);
         match rx.recv_timeout(left) {
-            Ok(Some(true)) => {}
-            Ok(Some(false)) => r.lost += 1,
-            Ok(None) => r.unverified += 1,
+            Ok((_, Some(Ok(())))) => {}
+            Ok((seq, Some(Err(what)))) => {
+                r.lost += 1;
+                r.lost_records.push((seq, what));
+            }
+            Ok((_, None)) => r.unverified += 1,
             // The reader hangs in the file system: the rest cannot be told.
             Err(_) => {
                 r.unverified += (seqs.len() - seen) as u64;
@@ -83,7 +92,11 @@ mod tests {
             r,
             Readback {
                 lost: 2,
-                unverified: 1
+                unverified: 1,
+                lost_records: vec![
+                    (2, "content \"x\\n\" (2 bytes)".to_string()),
+                    (3, "missing".to_string())
+                ],
             }
         );
     }
