@@ -18,5 +18,6 @@ mod image_scripts;
 mod lab;
 mod provisioner;
 mod readme_reference;
+mod signals;
 mod systemd_unit;
 mod visibility;
