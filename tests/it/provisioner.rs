@@ -410,7 +410,7 @@ async fn provision_binds_fast_with_quota_owner_mode_and_rwx() {
         .get(ANN_PATH)
         .expect("path annotation")
         .clone();
-    assert_eq!(rel, format!("{}-data0-{}", w.ns, pv.name_any()));
+    assert_eq!(rel, format!("{}_data0_{}", w.ns, pv.name_any()));
     let spec = pv.spec.as_ref().unwrap();
     assert_eq!(
         spec.host_path.as_ref().unwrap().path,
