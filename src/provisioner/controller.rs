@@ -34,6 +34,7 @@ use kube::{Client, Resource, ResourceExt};
 use tracing::{info, warn};
 
 use super::fs::{Attrs, DirSpec, FsError, MooseFs};
+use super::in_flight::InFlight;
 use super::params::{OnDelete, Params, quantity_bytes};
 use super::path::{self, RelPath, Vars};
 
@@ -65,6 +66,8 @@ pub struct Ctx {
     pub client: Client,
     pub settings: Settings,
     pub fs: Arc<dyn MooseFs>,
+    /// Paths being provisioned now (held until their PV exists).
+    pub in_flight: InFlight,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -280,7 +283,15 @@ async fn provision(pvc: &PersistentVolumeClaim, ctx: &Arc<Ctx>) -> Result<Action
         )
         .await;
     }
-    // Never a path another volume has, nor one inside or around it (the PVs say, not a guess).
+    // Never a path another volume has, nor one inside or around it (the PVs say, not a guess),
+    // nor one another claim is being given right now.
+    let _held = match ctx.in_flight.hold(&rel) {
+        Ok(h) => h,
+        Err(busy) => {
+            info!(claim = %claim, "{rel} overlaps {busy}, being provisioned now: trying again in 1 s");
+            return Ok(Action::requeue(Duration::from_secs(1)));
+        }
+    };
     let others = pvs.list(&Default::default()).await?.items;
     let taken = others
         .iter()

@@ -67,6 +67,14 @@ pub enum FsError {
     Missing { path: String },
     #[error("{path} already exists")]
     Exists { path: String },
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("`{name}` cannot be a volume's name in {OWNERS}")]
+    BadVolumeName { name: String },
     #[error(
         "{path} already exists and was not made for this claim: an existing directory is never given to a new claim (a retained volume or one made by hand: move it away, or use another name)"
     )]
@@ -233,9 +241,7 @@ impl MfsRoot {
 
     /// The path recorded for `owner` in `.owners`, if any (an unreadable record is none).
     fn recorded(&self, owner: &str) -> Result<Option<String>, FsError> {
-        check_component(owner).map_err(|_| FsError::Missing {
-            path: format!("{OWNERS}/{owner}"),
-        })?;
+        check_volume_name(owner)?;
         let dir = match self.walk(&[OWNERS.to_string()], None) {
             Ok((fd, _)) => fd,
             Err(FsError::Missing { .. }) => return Ok(None),
@@ -252,18 +258,17 @@ impl MfsRoot {
         std::fs::File::from(fd)
             .take(crate::relpath::MAX_PATH as u64 + 1)
             .read_to_string(&mut text)
-            .map_err(|e| {
-                sys(
-                    "read",
-                    &shown,
-                    Errno::from_raw(e.raw_os_error().unwrap_or(0)),
-                )
+            .map_err(|source| FsError::Io {
+                op: "read",
+                path: shown.display().to_string(),
+                source,
             })?;
         Ok(Some(text.trim_end().to_string()))
     }
 
     /// Records that `rel` is being made for `owner`.
     fn record(&self, owner: &str, rel: &RelPath) -> Result<(), FsError> {
+        check_volume_name(owner)?;
         let (dir, _) = self.walk(&[OWNERS.to_string()], Some(0o700))?;
         let shown = self.root.join(OWNERS).join(owner);
         let flags = OFlag::O_WRONLY
@@ -276,12 +281,10 @@ impl MfsRoot {
         let mut f = std::fs::File::from(fd);
         f.write_all(format!("{rel}\n").as_bytes())
             .and_then(|()| f.sync_all())
-            .map_err(|e| {
-                sys(
-                    "write",
-                    &shown,
-                    Errno::from_raw(e.raw_os_error().unwrap_or(0)),
-                )
+            .map_err(|source| FsError::Io {
+                op: "write",
+                path: shown.display().to_string(),
+                source,
             })
     }
 
@@ -316,6 +319,13 @@ impl MfsRoot {
             r => r,
         }
     }
+}
+
+/// A volume's (PV's) name must be a plain file name to name its note in [`OWNERS`].
+fn check_volume_name(name: &str) -> Result<(), FsError> {
+    check_component(name).map_err(|_| FsError::BadVolumeName {
+        name: name.to_string(),
+    })
 }
 
 /// Removes everything inside the directory `fd` (depth first, no symlink followed).

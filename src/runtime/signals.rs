@@ -7,9 +7,11 @@
 //! | SIGTERM, SIGINT, SIGQUIT | stop: a leader steps down and fences first (bounded), then exit 0 |
 //! | SIGHUP | re-read the keyring (`systemctl reload`); a bad file keeps the old keyring |
 //! | SIGUSR1, SIGUSR2 | logged and ignored |
+//! | SIGTSTP, SIGTTIN, SIGTTOU | logged and ignored: a stopped leader would be a failover |
 //! | SIGPIPE | ignored (the Rust runtime ignores it; a write to a closed socket is an error) |
 //!
-//! SIGKILL and SIGSTOP cannot be caught: a killed leader is replaced once its lease ends, and a
+//! Other signals keep the kernel's default action (most end the process like a crash: the rack
+//! replaces a crashed leader through its lease). SIGKILL and SIGSTOP cannot be caught: a killed leader is replaced once its lease ends, and a
 //! frozen one loses the VIP by the address's kernel lifetime (see ARCHITECTURE.md).
 
 use anyhow::Context;
@@ -34,6 +36,9 @@ pub(super) struct Signals {
     hup: Signal,
     usr1: Signal,
     usr2: Signal,
+    tstp: Signal,
+    ttin: Signal,
+    ttou: Signal,
 }
 
 impl Signals {
@@ -49,6 +54,9 @@ impl Signals {
             hup: on(SignalKind::hangup(), "SIGHUP")?,
             usr1: on(SignalKind::user_defined1(), "SIGUSR1")?,
             usr2: on(SignalKind::user_defined2(), "SIGUSR2")?,
+            tstp: on(SignalKind::from_raw(libc::SIGTSTP), "SIGTSTP")?,
+            ttin: on(SignalKind::from_raw(libc::SIGTTIN), "SIGTTIN")?,
+            ttou: on(SignalKind::from_raw(libc::SIGTTOU), "SIGTTOU")?,
         })
     }
 
@@ -61,6 +69,9 @@ impl Signals {
             _ = self.hup.recv() => Asked::Reload,
             _ = self.usr1.recv() => Asked::Ignore("SIGUSR1"),
             _ = self.usr2.recv() => Asked::Ignore("SIGUSR2"),
+            _ = self.tstp.recv() => Asked::Ignore("SIGTSTP"),
+            _ = self.ttin.recv() => Asked::Ignore("SIGTTIN"),
+            _ = self.ttou.recv() => Asked::Ignore("SIGTTOU"),
         }
     }
 }

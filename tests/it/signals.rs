@@ -128,8 +128,12 @@ fn sighup_reloads_the_keyring_and_no_other_signal_kills_the_agent() {
     let answered = syncs_after(&sock, &mut stale, &flood, n1, Duration::from_millis(600));
     assert_eq!(answered, 1, "sync answers to 40 stale frames within 0.6 s");
 
-    // SIGUSR1 and SIGUSR2: logged, nothing else.
-    for (sig, name) in [("-USR1", "SIGUSR1"), ("-USR2", "SIGUSR2")] {
+    // SIGUSR1, SIGUSR2 and SIGTSTP: logged, nothing else (the agent is not stopped either).
+    for (sig, name) in [
+        ("-USR1", "SIGUSR1"),
+        ("-USR2", "SIGUSR2"),
+        ("-TSTP", "SIGTSTP"),
+    ] {
         r.signal("n1", sig);
         r.wait(
             &format!("{name} in n1's log"),
