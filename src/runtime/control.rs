@@ -448,6 +448,16 @@ mod tests {
         assert!(r.ok, "{r:?}");
     }
 
+    proptest::proptest! {
+        /// Whatever bytes arrive, the answer is a request or an error message, never a panic.
+        #[test]
+        fn any_bytes_get_a_request_or_an_error(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            if let Err(e) = parse_request(&bytes) {
+                proptest::prop_assert!(e.starts_with("bad request: "));
+            }
+        }
+    }
+
     #[test]
     fn parse_request_accepts_the_documented_requests() {
         assert_eq!(
