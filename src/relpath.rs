@@ -85,11 +85,17 @@ pub enum PathError {
     #[error("unterminated `${{` in pathPattern `{0}`")]
     Unterminated(String),
     #[error(
-        "unknown variable `${{{0}}}` in pathPattern (known: namespace, pvc, pv, annotations.KEY, labels.KEY)"
+        "unknown variable `${{{0}}}` in pathPattern (known: namespace, pvc, pvc.uid, pv, annotations.KEY, labels.KEY)"
     )]
     UnknownVariable(String),
     #[error("pathPattern uses `${{{0}}}` but the claim has no such annotation or label")]
     Missing(String),
+    #[error(
+        "`${{{0}}}` is empty for this claim: an empty value would let claims share a directory"
+    )]
+    EmptyValue(String),
+    #[error("pathPattern `{pattern}` cannot give every claim a directory of its own: {why}")]
+    NotUnique { pattern: String, why: String },
 }
 
 /// Checks one final path component.

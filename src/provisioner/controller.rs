@@ -4,9 +4,15 @@
 //!
 //! Idempotence (a retry, a restart or a new leader repeats a half-done step safely):
 //! - the PV name is `pvc-<claim uid>` and the directory path is a function of the claim and the
-//!   StorageClass: a second run finds the same directory (reused) and the same PV (409 = done);
+//!   StorageClass: a second run finds the same directory (reused only because the `.owners`
+//!   note of the same PV names it, see [`super::fs`]) and the same PV (409 = done);
 //! - release archives as `.archive/<leaf>.<pv name>`: a crash between archive and PV deletion is
 //!   found on the next run (already archived -> just delete the PV).
+//!
+//! Claims never share a directory: the class's pattern must be unique per claim
+//! ([`path::check_unique`], checked with the parameters), the expanded path must not be, lie in
+//! or hold the directory of any PV the apiserver lists, and the directory must be new
+//! ([`FsError::Taken`] otherwise). Each refusal is a Warning Event on the claim and a slow retry.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -28,6 +34,7 @@ use kube::{Client, Resource, ResourceExt};
 use tracing::{info, warn};
 
 use super::fs::{Attrs, DirSpec, FsError, MooseFs};
+use super::in_flight::InFlight;
 use super::params::{OnDelete, Params, quantity_bytes};
 use super::path::{self, RelPath, Vars};
 
@@ -59,6 +66,8 @@ pub struct Ctx {
     pub client: Client,
     pub settings: Settings,
     pub fs: Arc<dyn MooseFs>,
+    /// Paths being provisioned now (held until their PV exists).
+    pub in_flight: InFlight,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -179,6 +188,7 @@ async fn provision(pvc: &PersistentVolumeClaim, ctx: &Arc<Ctx>) -> Result<Action
     let pvs: Api<PersistentVolume> = Api::all(ctx.client.clone());
     if pvs.get_opt(&pv).await?.is_some() {
         // Done before (a retry or a restart): the PV controller binds it.
+        forget(ctx, &pv).await;
         return Ok(Action::await_change());
     }
     let Some(class) = spec.storage_class_name.clone() else {
@@ -239,11 +249,12 @@ async fn provision(pvc: &PersistentVolumeClaim, ctx: &Arc<Ctx>) -> Result<Action
     let vars = Vars {
         namespace: &ns,
         pvc: &claim,
+        uid: &uid,
         pv: &pv,
         annotations: Some(pvc.metadata.annotations.as_ref().unwrap_or(&empty)),
         labels: Some(pvc.metadata.labels.as_ref().unwrap_or(&empty)),
     };
-    let rel = match path::expand(&params.path_pattern, &vars) {
+    let expanded = match path::expand(&params.path_pattern, &vars) {
         Ok(r) => r,
         Err(e) => {
             return Ok(refuse(
@@ -258,6 +269,56 @@ async fn provision(pvc: &PersistentVolumeClaim, ctx: &Arc<Ctx>) -> Result<Action
             .await);
         }
     };
+
+    let rel = expanded.path;
+    for (len, short) in &expanded.shortened {
+        event(
+            ctx,
+            event_ref(pvc),
+            false,
+            "PathShortened",
+            format!(
+                "a directory name of {len} bytes is longer than 255: shortened to `{short}` (head, hash of the full name, volume name)"
+            ),
+        )
+        .await;
+    }
+    // Never a path another volume has, nor one inside or around it (the PVs say, not a guess),
+    // nor one another claim is being given right now.
+    let _held = match ctx.in_flight.hold(&rel) {
+        Ok(h) => h,
+        Err(busy) => {
+            info!(claim = %claim, "{rel} overlaps {busy}, being provisioned now: trying again in 1 s");
+            return Ok(Action::requeue(Duration::from_secs(1)));
+        }
+    };
+    let others = pvs.list(&Default::default()).await?.items;
+    let taken = others
+        .iter()
+        .filter(|o| o.name_any() != pv)
+        .filter_map(|o| volume_path(ctx, o).map(|p| (o.name_any(), p)))
+        .filter(|(_, p)| path::overlaps(p, &rel))
+        // The same directory first: that is the message that helps most.
+        .min_by_key(|(_, p)| p != &rel);
+    if let Some((other, their)) = taken {
+        let how = if their == rel {
+            "is the directory of"
+        } else if their.components().len() < rel.components().len() {
+            "is inside the directory of"
+        } else {
+            "holds the directory of"
+        };
+        return Ok(refuse(
+            ctx,
+            pvc,
+            "PathInUse",
+            format!(
+                "{rel} (pathPattern `{}` of StorageClass `{class}`) {how} volume {other} ({their}): not provisioned; a claim recreated under the same name waits until the old volume is released",
+                params.path_pattern
+            ),
+        )
+        .await);
+    }
 
     // A clone: the source must be a claim of ours in the same namespace, bound to our PV.
     let source = match spec.data_source.as_ref() {
@@ -293,18 +354,27 @@ async fn provision(pvc: &PersistentVolumeClaim, ctx: &Arc<Ctx>) -> Result<Action
         storage_class: params.storage_class.clone(),
         trash_time: params.trash_time,
     };
-    let (r, src) = (rel.clone(), source.clone());
+    let (r, src, owner) = (rel.clone(), source.clone(), pv.clone());
     let done = blocking(ctx, move |fs| {
-        if let Some(src) = &src
-            && !fs.exists(&r)?
-        {
-            fs.snapshot(src, &r)?;
+        if let Some(src) = &src {
+            fs.snapshot(src, &r, &owner)?;
         }
-        fs.create(&r, dir)?;
+        fs.create(&r, dir, &owner)?;
         fs.set_quota(&r, &quota)?;
         fs.set_attrs(&r, &attrs)
     })
     .await;
+    if let Err(Error::Fs(FsError::Taken { path })) = &done {
+        return Ok(refuse(
+            ctx,
+            pvc,
+            "DirectoryExists",
+            format!(
+                "{path} exists and was not made for this claim: it is never reused for a new claim (its data may be someone else's); move it away or choose another name"
+            ),
+        )
+        .await);
+    }
     if let Err(e) = done {
         event(
             ctx,
@@ -357,8 +427,11 @@ async fn provision(pvc: &PersistentVolumeClaim, ctx: &Arc<Ctx>) -> Result<Action
         ..Default::default()
     };
     match pvs.create(&PostParams::default(), &volume).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(s)) if s.code == 409 => return Ok(Action::await_change()),
+        Ok(_) => forget(ctx, &pv).await,
+        Err(kube::Error::Api(s)) if s.code == 409 => {
+            forget(ctx, &pv).await;
+            return Ok(Action::await_change());
+        }
         Err(e) => {
             event(
                 ctx,
@@ -388,6 +461,29 @@ async fn provision(pvc: &PersistentVolumeClaim, ctx: &Arc<Ctx>) -> Result<Action
     )
     .await;
     Ok(Action::await_change())
+}
+
+/// The PV `pv` exists and records its path: the record of its directory being made goes.
+async fn forget(ctx: &Arc<Ctx>, pv: &str) {
+    let owner = pv.to_string();
+    if let Err(e) = blocking(ctx, move |fs| fs.forget(&owner)).await {
+        warn!("volume {pv}: cannot drop the record of its directory: {e}");
+    }
+}
+
+/// The directory of a PV under our root: the recorded path of one of ours, or the hostPath of
+/// any other PV that lies under the root.
+fn volume_path(ctx: &Ctx, pv: &PersistentVolume) -> Option<RelPath> {
+    if is_ours(ctx, pv)
+        && let Some(p) = pv.annotations().get(ANN_PATH)
+    {
+        return RelPath::parse(p).ok();
+    }
+    let host = pv.spec.as_ref()?.host_path.as_ref()?;
+    let rel = std::path::Path::new(&host.path)
+        .strip_prefix(&ctx.settings.host_root)
+        .ok()?;
+    RelPath::parse(rel.to_str()?).ok()
 }
 
 /// The directory of the PV a source claim is bound to, if it is ours.

@@ -6,8 +6,20 @@
 //! Calls block (a FUSE mount, child processes): the controller runs them on tokio's blocking pool.
 //!
 //! Layout under the root: volume directories at their [`RelPath`]; released volumes archived in
-//! `.archive/<leaf>.<pv>` (a name no pattern can produce: components never start with `.`).
+//! `.archive/<leaf>.<pv>` (a name no pattern can produce: components never start with `.`);
+//! `.owners/<pv>` records the path of a volume directory being made until its PV exists.
+//!
+//! # A directory is never handed to a second claim
+//! [`MooseFs::create`] and [`MooseFs::snapshot`] make a *new* directory: one that exists already
+//! (kept by `onDelete: retain`, made by hand, another volume's) is refused with
+//! [`FsError::Taken`], never reused, re-owned or given a new quota. To stay idempotent (a retry
+//! or a new leader repeats a half-done provisioning), the volume's name is written to
+//! `.owners/<pv>` *before* the directory is made: an existing directory is accepted only when
+//! that record names it. The record is written only while the directory does not exist, so it
+//! can never claim a directory made by someone else; it is dropped ([`MooseFs::forget`]) once
+//! the PV, which records the path from then on, exists.
 
+use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -18,10 +30,12 @@ use nix::sys::stat::{Mode, fchmod, fstatat, mkdirat};
 use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, unlinkat};
 
 use super::params::{Quota, QuotaKind, QuotaMode};
-use super::path::RelPath;
+use super::path::{RelPath, check_component};
 
 /// The archive directory under the root.
 pub const ARCHIVE: &str = ".archive";
+/// Records of volume directories being made, by PV name (see the module docs).
+pub const OWNERS: &str = ".owners";
 
 /// Owner and permissions of a new volume directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +67,18 @@ pub enum FsError {
     Missing { path: String },
     #[error("{path} already exists")]
     Exists { path: String },
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("`{name}` cannot be a volume's name in {OWNERS}")]
+    BadVolumeName { name: String },
+    #[error(
+        "{path} already exists and was not made for this claim: an existing directory is never given to a new claim (a retained volume or one made by hand: move it away, or use another name)"
+    )]
+    Taken { path: String },
     #[error("`{cmd}` failed: {detail}")]
     Tool { cmd: String, detail: String },
 }
@@ -61,15 +87,21 @@ pub enum FsError {
 pub trait MooseFs: Send + Sync {
     /// The root on this host (under the MooseFS mount).
     fn root(&self) -> &Path;
-    /// Creates the directory and any missing parents (an existing one is reused: retries and
-    /// restarts are idempotent), then sets owner and mode on the leaf.
-    fn create(&self, rel: &RelPath, spec: DirSpec) -> Result<(), FsError>;
+    /// Makes `rel` the new directory of the volume `owner` (its PV name), with any missing
+    /// parents (0755), then sets owner and mode on it. A directory that exists already is
+    /// [`FsError::Taken`] unless an earlier attempt for the same `owner` made it (see the
+    /// module docs): retries and restarts are idempotent, and no claim inherits another's data.
+    fn create(&self, rel: &RelPath, spec: DirSpec, owner: &str) -> Result<(), FsError>;
     /// Whether the directory exists (a symlink there is an error, not a "yes").
     fn exists(&self, rel: &RelPath) -> Result<bool, FsError>;
     fn set_quota(&self, rel: &RelPath, quota: &Quota) -> Result<(), FsError>;
     fn set_attrs(&self, rel: &RelPath, attrs: &Attrs) -> Result<(), FsError>;
-    /// A copy-on-write snapshot of `src` at `dst` (which must not exist; its parents are created).
-    fn snapshot(&self, src: &RelPath, dst: &RelPath) -> Result<(), FsError>;
+    /// A copy-on-write snapshot of `src` at `dst` for the volume `owner` (its parents are
+    /// created); `dst` must not exist, unless an earlier attempt for `owner` made it (then
+    /// nothing is done), as for [`MooseFs::create`].
+    fn snapshot(&self, src: &RelPath, dst: &RelPath, owner: &str) -> Result<(), FsError>;
+    /// Drops the record that `owner`'s directory is being made (its PV exists now).
+    fn forget(&self, owner: &str) -> Result<(), FsError>;
     /// Moves the directory into the archive as `<leaf>.<tag>`; returns the archive path.
     fn archive(&self, rel: &RelPath, tag: &str) -> Result<PathBuf, FsError>;
     /// The archive path of `rel` archived with `tag`, if that happened already.
@@ -159,6 +191,14 @@ impl MfsRoot {
         Ok((fd, created))
     }
 
+    /// Opens the parent of `rel`, creating missing parents (0755).
+    fn walk_parents(&self, rel: &RelPath) -> Result<OwnedFd, FsError> {
+        let comps = rel.components();
+        Ok(self
+            .walk(&comps[..comps.len().saturating_sub(1)], Some(0o755))?
+            .0)
+    }
+
     fn parent_of(&self, rel: &RelPath) -> Result<OwnedFd, FsError> {
         let comps = rel.components();
         Ok(self.walk(&comps[..comps.len().saturating_sub(1)], None)?.0)
@@ -198,6 +238,94 @@ impl MfsRoot {
         self.walk(rel.components(), None)?;
         Ok(rel.under(&self.root).to_string_lossy().into_owned())
     }
+
+    /// The path recorded for `owner` in `.owners`, if any (an unreadable record is none).
+    fn recorded(&self, owner: &str) -> Result<Option<String>, FsError> {
+        check_volume_name(owner)?;
+        let dir = match self.walk(&[OWNERS.to_string()], None) {
+            Ok((fd, _)) => fd,
+            Err(FsError::Missing { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let shown = self.root.join(OWNERS).join(owner);
+        let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let fd = match openat(dir.as_fd(), owner, flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => return Ok(None),
+            Err(e) => return Err(sys("open", &shown, e)),
+        };
+        let mut text = String::new();
+        std::fs::File::from(fd)
+            .take(crate::relpath::MAX_PATH as u64 + 1)
+            .read_to_string(&mut text)
+            .map_err(|source| FsError::Io {
+                op: "read",
+                path: shown.display().to_string(),
+                source,
+            })?;
+        Ok(Some(text.trim_end().to_string()))
+    }
+
+    /// Records that `rel` is being made for `owner`.
+    fn record(&self, owner: &str, rel: &RelPath) -> Result<(), FsError> {
+        check_volume_name(owner)?;
+        let (dir, _) = self.walk(&[OWNERS.to_string()], Some(0o700))?;
+        let shown = self.root.join(OWNERS).join(owner);
+        let flags = OFlag::O_WRONLY
+            | OFlag::O_CREAT
+            | OFlag::O_TRUNC
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_CLOEXEC;
+        let fd = openat(dir.as_fd(), owner, flags, Mode::from_bits_truncate(0o600))
+            .map_err(|e| sys("create", &shown, e))?;
+        let mut f = std::fs::File::from(fd);
+        f.write_all(format!("{rel}\n").as_bytes())
+            .and_then(|()| f.sync_all())
+            .map_err(|source| FsError::Io {
+                op: "write",
+                path: shown.display().to_string(),
+                source,
+            })
+    }
+
+    /// Brings `rel` into being for `owner` with `make` (which fails with [`FsError::Exists`]
+    /// when the directory is there already), under the rule of the module docs.
+    fn make_new(
+        &self,
+        rel: &RelPath,
+        owner: &str,
+        make: impl FnOnce() -> Result<(), FsError>,
+    ) -> Result<(), FsError> {
+        let taken = || FsError::Taken {
+            path: rel.under(&self.root).display().to_string(),
+        };
+        if self.recorded(owner)?.as_deref() == Some(rel.to_string().as_str()) {
+            if self.exists(rel)? {
+                tracing::debug!(%rel, owner, "made by an earlier attempt for the same volume");
+                return Ok(());
+            }
+            return make();
+        }
+        if self.exists(rel)? {
+            return Err(taken());
+        }
+        self.record(owner, rel)?;
+        match make() {
+            Err(FsError::Exists { .. }) => {
+                // Made by someone else between the look and the mkdir: not ours.
+                let _ = self.forget(owner);
+                Err(taken())
+            }
+            r => r,
+        }
+    }
+}
+
+/// A volume's (PV's) name must be a plain file name to name its note in [`OWNERS`].
+fn check_volume_name(name: &str) -> Result<(), FsError> {
+    check_component(name).map_err(|_| FsError::BadVolumeName {
+        name: name.to_string(),
+    })
 }
 
 /// Removes everything inside the directory `fd` (depth first, no symlink followed).
@@ -257,9 +385,23 @@ impl MooseFs for MfsRoot {
         &self.root
     }
 
-    fn create(&self, rel: &RelPath, spec: DirSpec) -> Result<(), FsError> {
-        let (fd, _created) = self.walk(rel.components(), Some(spec.mode & 0o777))?;
+    fn create(&self, rel: &RelPath, spec: DirSpec, owner: &str) -> Result<(), FsError> {
         let shown = rel.under(&self.root);
+        self.make_new(rel, owner, || {
+            let parent = self.walk_parents(rel)?;
+            match mkdirat(
+                parent.as_fd(),
+                rel.leaf(),
+                Mode::from_bits_truncate(spec.mode & 0o777),
+            ) {
+                Ok(()) => Ok(()),
+                Err(Errno::EEXIST) => Err(FsError::Exists {
+                    path: shown.display().to_string(),
+                }),
+                Err(e) => Err(sys("mkdir", &shown, e)),
+            }
+        })?;
+        let fd = self.walk(rel.components(), None)?.0;
         fchown(
             fd.as_fd(),
             Some(Uid::from_raw(spec.uid)),
@@ -306,17 +448,33 @@ impl MooseFs for MfsRoot {
         Ok(())
     }
 
-    fn snapshot(&self, src: &RelPath, dst: &RelPath) -> Result<(), FsError> {
+    fn snapshot(&self, src: &RelPath, dst: &RelPath, owner: &str) -> Result<(), FsError> {
         let s = self.checked(src)?;
-        if self.exists(dst)? {
-            return Err(FsError::Exists {
-                path: dst.under(&self.root).display().to_string(),
-            });
+        self.make_new(dst, owner, || {
+            self.walk_parents(dst)?;
+            if self.exists(dst)? {
+                return Err(FsError::Exists {
+                    path: dst.under(&self.root).display().to_string(),
+                });
+            }
+            let d = dst.under(&self.root).to_string_lossy().into_owned();
+            self.run("mfsmakesnapshot", &[&s, &d]).map(|_| ())
+        })
+    }
+
+    fn forget(&self, owner: &str) -> Result<(), FsError> {
+        if check_component(owner).is_err() {
+            return Ok(());
         }
-        let comps = dst.components();
-        self.walk(&comps[..comps.len().saturating_sub(1)], Some(0o755))?;
-        let d = dst.under(&self.root).to_string_lossy().into_owned();
-        self.run("mfsmakesnapshot", &[&s, &d]).map(|_| ())
+        let dir = match self.walk(&[OWNERS.to_string()], None) {
+            Ok((fd, _)) => fd,
+            Err(FsError::Missing { .. }) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        match unlinkat(dir.as_fd(), owner, UnlinkatFlags::NoRemoveDir) {
+            Ok(()) | Err(Errno::ENOENT) => Ok(()),
+            Err(e) => Err(sys("unlink", &self.root.join(OWNERS).join(owner), e)),
+        }
     }
 
     fn archive(&self, rel: &RelPath, tag: &str) -> Result<PathBuf, FsError> {
@@ -391,8 +549,8 @@ mod tests {
             gid: 0,
             mode: 0o2750,
         };
-        fs.create(&rel("a/b/c"), spec).unwrap();
-        fs.create(&rel("a/b/c"), spec).unwrap();
+        fs.create(&rel("a/b/c"), spec, "pvc-1").unwrap();
+        fs.create(&rel("a/b/c"), spec, "pvc-1").unwrap();
         let m = std::fs::metadata(t.path().join("a/b/c")).unwrap();
         assert!(m.is_dir());
         if nix::unistd::geteuid().is_root() {
@@ -400,6 +558,56 @@ mod tests {
         }
         assert!(fs.exists(&rel("a/b/c")).unwrap());
         assert!(!fs.exists(&rel("a/x")).unwrap());
+    }
+
+    #[test]
+    fn an_existing_directory_is_never_given_to_another_volume() {
+        let t = tempfile::tempdir().unwrap();
+        let fs = MfsRoot::new(t.path());
+        let spec = DirSpec {
+            uid: 0,
+            gid: 0,
+            mode: 0o700,
+        };
+        // A directory kept from an earlier claim (onDelete: retain), with its data.
+        std::fs::create_dir_all(t.path().join("ns/db")).unwrap();
+        std::fs::write(t.path().join("ns/db/secret"), b"old data").unwrap();
+        let mode = |p: &str| {
+            std::fs::metadata(t.path().join(p))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        let before = mode("ns/db");
+        assert!(matches!(
+            fs.create(&rel("ns/db"), spec, "pvc-new"),
+            Err(FsError::Taken { .. })
+        ));
+        assert_eq!(
+            mode("ns/db"),
+            before,
+            "re-moded a directory it did not make"
+        );
+        assert!(fs.recorded("pvc-new").unwrap().is_none());
+        // The volume that made a directory gets it again (a retry); another does not.
+        fs.create(&rel("ns/fresh"), spec, "pvc-a").unwrap();
+        fs.create(&rel("ns/fresh"), spec, "pvc-a").unwrap();
+        assert!(matches!(
+            fs.create(&rel("ns/fresh"), spec, "pvc-b"),
+            Err(FsError::Taken { .. })
+        ));
+        // Once its PV exists the record goes, and the directory is nobody's to take.
+        fs.forget("pvc-a").unwrap();
+        fs.forget("pvc-a").unwrap();
+        assert!(matches!(
+            fs.create(&rel("ns/fresh"), spec, "pvc-a"),
+            Err(FsError::Taken { .. })
+        ));
+        // A record for a path that is not there yet (stopped before the mkdir): made now.
+        fs.record("pvc-c", &rel("ns/later")).unwrap();
+        fs.create(&rel("ns/later"), spec, "pvc-c").unwrap();
+        assert!(t.path().join("ns/later").is_dir());
     }
 
     #[test]
@@ -416,11 +624,11 @@ mod tests {
             mode: 0o755,
         };
         assert!(matches!(
-            fs.create(&rel("evil/x"), spec),
+            fs.create(&rel("evil/x"), spec, "pvc-1"),
             Err(FsError::NotADirectory { .. })
         ));
         assert!(matches!(
-            fs.create(&rel("evil"), spec),
+            fs.create(&rel("evil"), spec, "pvc-1"),
             Err(FsError::NotADirectory { .. })
         ));
         assert!(fs.exists(&rel("evil")).is_err());
@@ -429,7 +637,7 @@ mod tests {
         assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
         // A root that is itself a symlink is refused too.
         let fs2 = MfsRoot::new(root.join("evil"));
-        assert!(fs2.create(&rel("x"), spec).is_err());
+        assert!(fs2.create(&rel("x"), spec, "pvc-1").is_err());
     }
 
     #[test]
@@ -441,7 +649,7 @@ mod tests {
             gid: 0,
             mode: 0o755,
         };
-        fs.create(&rel("ns/vol"), spec).unwrap();
+        fs.create(&rel("ns/vol"), spec, "pvc-1").unwrap();
         std::fs::write(t.path().join("ns/vol/data"), b"x").unwrap();
         let to = fs.archive(&rel("ns/vol"), "pvc-1").unwrap();
         assert_eq!(to, t.path().join(".archive/vol.pvc-1"));
@@ -452,7 +660,7 @@ mod tests {
             Err(FsError::Missing { .. })
         ));
 
-        fs.create(&rel("gone/sub/deeper"), spec).unwrap();
+        fs.create(&rel("gone/sub/deeper"), spec, "pvc-1").unwrap();
         std::fs::write(t.path().join("gone/sub/f"), b"x").unwrap();
         let outside = tempfile::tempdir().unwrap();
         std::fs::write(outside.path().join("keep"), b"x").unwrap();
@@ -481,11 +689,11 @@ mod tests {
             let mut a = std::collections::BTreeMap::new();
             a.insert("k".to_string(), value);
             let vars = crate::provisioner::path::Vars {
-                namespace: "ns", pvc: &pvc, pv: "pv", annotations: Some(&a), labels: None,
+                namespace: "ns", pvc: &pvc, uid: "u", pv: "pv", annotations: Some(&a), labels: None,
             };
             let fs = MfsRoot::new(&root);
-            if let Ok(rel) = crate::provisioner::path::expand(&pattern, &vars) {
-                let _ = fs.create(&rel, DirSpec { uid: 0, gid: 0, mode: 0o755 });
+            if let Ok(e) = crate::provisioner::path::expand(&pattern, &vars) {
+                let _ = fs.create(&e.path, DirSpec { uid: 0, gid: 0, mode: 0o755 }, "pvc-1");
             }
             proptest::prop_assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
             let mut top: Vec<_> = std::fs::read_dir(t.path()).unwrap()

@@ -10,10 +10,12 @@
 //! - [`path`]: `pathPattern` expansion and sanitising (pure);
 //! - [`params`]: StorageClass parameters and quantities (pure);
 //! - [`fs`]: the [`fs::MooseFs`] trait and its real implementation on a MooseFS mount;
+//! - [`in_flight`]: directories being provisioned, so concurrent claims never nest;
 //! - [`controller`]: the kube-rs watch + reconcile loops.
 
 pub mod controller;
 pub mod fs;
+pub mod in_flight;
 pub mod params;
 pub mod path;
 
@@ -89,6 +91,7 @@ pub async fn run_with(client: Client, cfg: &ProvisionerConfig, fs: Arc<dyn fs::M
             instance: cfg.instance.clone(),
         },
         fs,
+        in_flight: in_flight::InFlight::default(),
     });
     controller::run(ctx).await;
 }

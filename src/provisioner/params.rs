@@ -2,7 +2,7 @@
 //!
 //! | parameter | default | meaning |
 //! |---|---|---|
-//! | `pathPattern` | `${namespace}-${pvc}-${pv}` | directory under the root (see [`super::path`]) |
+//! | `pathPattern` | `${namespace}_${pvc}_${pv}` | directory under the root, unique per claim (see [`super::path`]) |
 //! | `quota` | `hard` | `hard`, `soft` or `none` |
 //! | `quotaGrace` | master's default (7 d) | grace period of a soft quota: seconds, or `30m`, `12h`, `7d`, `2w` |
 //! | `quotaKind` | `length` | what the requested size limits: `length` (sum of file lengths: the bytes users store), `size` (chunk sizes), `realsize` (physical, times the goal) |
@@ -174,6 +174,7 @@ impl Params {
             match k.as_str() {
                 "pathPattern" => {
                     path::check_pattern(v).map_err(|e| err(k, e.to_string()))?;
+                    path::check_unique(v).map_err(|e| err(k, e.to_string()))?;
                     out.path_pattern = v.clone();
                 }
                 "quota" => {
@@ -356,6 +357,9 @@ mod tests {
             (("quota", "hardest"), "quota"),
             (("pathPattern", "../x"), "pathPattern"),
             (("pathPattern", "/abs"), "pathPattern"),
+            (("pathPattern", "${namespace}-${pvc}"), "pathPattern"),
+            (("pathPattern", "${annotations.dir}"), "pathPattern"),
+            (("pathPattern", "shared"), "pathPattern"),
             (("trashtime", "1"), "trashtime"),
             (("uid", "-1"), "uid"),
             (("storageClass", "a b"), "storageClass"),

@@ -14,7 +14,8 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use super::control::{self, Pending, node_name};
-use super::{AgentOptions, metrics, panel, spec, state, watchdog};
+use super::signals::Asked;
+use super::{AgentOptions, keyring_reload, metrics, panel, spec, state, sync_limit, watchdog};
 use crate::config::{Node, Rack};
 use crate::core::agent::{Agent, AgentEvent, AgentMsg, AgentStatus, NodeRole};
 use crate::core::lease::LeaseEvent;
@@ -41,13 +42,11 @@ impl Clock {
     }
 }
 
-/// The inputs the loop waits on besides its UDP socket: owned apart from [`AgentLoop`] so the
+/// The inputs the loop waits on besides its UDP socket and the signals: owned apart from [`AgentLoop`] so the
 /// `select!` can borrow them while a handler borrows the loop.
 pub(super) struct Inputs {
     pub control: mpsc::Receiver<Pending>,
     pub host: mpsc::UnboundedReceiver<HostReply>,
-    pub sigterm: tokio::signal::unix::Signal,
-    pub sigint: tokio::signal::unix::Signal,
     /// Pings the systemd watchdog (only when systemd asked for it).
     pub watchdog: Option<tokio::time::Interval>,
     /// Health and host readings: often enough to notice a dead daemon or mount within a second.
@@ -70,6 +69,10 @@ pub(super) struct AgentLoop {
     clock: Clock,
     sock: UdpSocket,
     endpoint: Endpoint,
+    /// Sync answers to stale frames: at most one per peer per second.
+    sync_limit: sync_limit::SyncLimit,
+    /// The keyring file, read again on SIGHUP.
+    keyring_path: PathBuf,
     state: state::StateFile,
     host_tx: std::sync::mpsc::Sender<HostCmd>,
     agent: Agent,
@@ -214,15 +217,12 @@ impl AgentLoop {
         let inputs = Inputs {
             control: ctl_rx,
             host: host_rx,
-            sigterm: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .context("SIGTERM handler")?,
-            sigint: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-                .context("SIGINT handler")?,
             watchdog,
             health_tick: tokio::time::interval(Duration::from_secs(1)),
             start_tick: tokio::time::interval(Duration::from_millis(100)),
         };
         let leader_seen = agent.leader_view();
+        let keyring_path = rack.cluster.keyring.clone();
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
         let lp = AgentLoop {
             rack,
@@ -234,6 +234,8 @@ impl AgentLoop {
             clock,
             sock,
             endpoint,
+            sync_limit: sync_limit::SyncLimit::default(),
+            keyring_path,
             state,
             host_tx,
             agent,
@@ -439,6 +441,14 @@ impl AgentLoop {
                 self.agent.handle_message(now, from, payload)
             }
             Ok(Opened::NeedsSync { from, reply }) => {
+                if !self.sync_limit.allow(from, std::time::Instant::now()) {
+                    debug!(
+                        peer = %self.name_of(from),
+                        suppressed = self.sync_limit.suppressed(),
+                        "stale frame: a sync frame went to this peer less than a second ago, not answering"
+                    );
+                    return;
+                }
                 if let Some(addr) = self.addrs.get(&from) {
                     let _ = self.sock.send_to(&reply, addr).await;
                 }
@@ -571,16 +581,34 @@ impl AgentLoop {
         }
     }
 
-    /// SIGTERM or SIGINT: a leader steps down and fences first (bounded by 5 s).
-    pub(super) fn on_stop_signal(&mut self) {
+    /// A signal arrived (see [`super::signals`] for what each one does).
+    pub(super) fn on_signal(&mut self, asked: Asked) {
+        match asked {
+            Asked::Stop(name) => self.on_stop_signal(name),
+            Asked::Reload => {
+                info!(
+                    "SIGHUP: reloading the keyring {}",
+                    self.keyring_path.display()
+                );
+                keyring_reload::reload(&mut self.endpoint, &self.keyring_path);
+            }
+            Asked::Ignore(name) => {
+                info!("{name} received: ignored (SIGHUP reloads the keyring, SIGTERM stops)")
+            }
+        }
+    }
+
+    /// SIGTERM, SIGINT or SIGQUIT: a leader steps down and fences first (bounded by 5 s).
+    fn on_stop_signal(&mut self, name: &str) {
         let now = self.clock.now();
         if self.shutdown_at.is_some() {
+            info!("{name} received: already stopping");
             return;
         }
         if self.agent.switchover(now, None) {
-            info!("stopping: stepping down first (fence, then release the voters)");
+            info!("{name}: stopping: stepping down first (fence, then release the voters)");
         } else {
-            info!("stopping");
+            info!("{name}: stopping");
         }
         self.shutdown_at = Some(now + Duration::from_secs(5));
     }

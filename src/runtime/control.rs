@@ -273,30 +273,57 @@ async fn serve_connection(
 ) -> anyhow::Result<()> {
     let uid = stream.peer_cred().map(|c| c.uid()).unwrap_or(u32::MAX);
     let (read, mut write) = stream.into_split();
-    let mut line = String::new();
-    let mut reader = BufReader::new(read.take(MAX_REQUEST as u64));
-    tokio::time::timeout(Duration::from_secs(5), reader.read_line(&mut line))
-        .await
-        .context("request timed out")??;
-    let response = match serde_json::from_str::<Request>(line.trim()) {
-        Err(e) => Response::error(format!("bad request: {e}")),
-        Ok(request) => {
-            let (tx, rx) = oneshot::channel();
-            to_agent
-                .send(Pending {
-                    request,
-                    uid,
-                    reply: tx,
-                })
-                .await
-                .context("agent loop gone")?;
-            rx.await.context("agent loop dropped the request")?
-        }
-    };
+    // Bytes, not a String: a request that is not UTF-8 must get an answer saying so, not a
+    // closed connection. One byte more than the limit tells a request that is too long.
+    let mut line = Vec::new();
+    let mut reader = BufReader::new(read.take(MAX_REQUEST as u64 + 1));
+    let response =
+        match tokio::time::timeout(Duration::from_secs(5), reader.read_until(b'\n', &mut line))
+            .await
+        {
+            Err(_) => Response::error("bad request: no complete line within 5 s"),
+            Ok(Err(e)) => Response::error(format!("bad request: cannot read it: {e}")),
+            Ok(Ok(_)) => match parse_request(&line) {
+                Err(e) => {
+                    tracing::debug!(uid, "control request refused: {e}");
+                    Response::error(e)
+                }
+                Ok(request) => {
+                    let (tx, rx) = oneshot::channel();
+                    to_agent
+                        .send(Pending {
+                            request,
+                            uid,
+                            reply: tx,
+                        })
+                        .await
+                        .context("agent loop gone")?;
+                    rx.await.context("agent loop dropped the request")?
+                }
+            },
+        };
     let mut out = serde_json::to_vec(&response)?;
     out.push(b'\n');
     write.write_all(&out).await?;
     Ok(())
+}
+
+/// One request line as read from the socket (at most [`MAX_REQUEST`] + 1 bytes, with or without
+/// its newline), checked: UTF-8, not too long, one JSON [`Request`]. The error is the answer.
+pub fn parse_request(line: &[u8]) -> Result<Request, String> {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    if line.len() > MAX_REQUEST {
+        return Err(format!(
+            "bad request: longer than {MAX_REQUEST} bytes (one JSON object on one line)"
+        ));
+    }
+    let text = std::str::from_utf8(line).map_err(|e| {
+        format!(
+            "bad request: not UTF-8 (invalid byte at offset {}); send one JSON object such as {{\"cmd\":\"status\"}}",
+            e.valid_up_to()
+        )
+    })?;
+    serde_json::from_str::<Request>(text.trim()).map_err(|e| format!("bad request: {e}"))
 }
 
 /// Why a request to the agent got no answer. Each variant says what failed and carries the
@@ -396,4 +423,75 @@ pub fn call_blocking(
             Some(t) => within(t, call(path, request)).await?,
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Sends `bytes` through `serve_connection` (no agent loop: a request that parses gets the
+    /// answer `status`) and returns the one answer line, if any.
+    async fn exchange(bytes: &[u8]) -> Option<Response> {
+        let (client, server) = UnixStream::pair().expect("socketpair");
+        let (tx, mut rx) = mpsc::channel::<Pending>(1);
+        let agent = tokio::spawn(async move {
+            if let Some(p) = rx.recv().await {
+                let _ = p.reply.send(Response::message("status"));
+            }
+        });
+        let served = tokio::spawn(serve_connection(server, tx));
+        let (read, mut write) = client.into_split();
+        write.write_all(bytes).await.expect("write");
+        drop(write);
+        let mut line = String::new();
+        let _ = BufReader::new(read).read_line(&mut line).await;
+        let _ = served.await;
+        agent.abort();
+        serde_json::from_str(line.trim()).ok()
+    }
+
+    #[tokio::test]
+    async fn invalid_utf8_gets_a_clear_error_answer() {
+        let r = exchange(b"{\"cmd\":\"st\xffatus\"}\n")
+            .await
+            .expect("an answer, not a closed connection");
+        assert!(!r.ok);
+        let e = r.error.unwrap_or_default();
+        assert!(e.contains("not UTF-8") && e.contains("offset 10"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn garbage_too_long_and_unterminated_requests_are_answered() {
+        let r = exchange(b"hello\n").await.expect("answer");
+        assert!(!r.ok && r.error.unwrap_or_default().starts_with("bad request"));
+        let long = vec![b' '; MAX_REQUEST + 10];
+        let r = exchange(&long).await.expect("answer");
+        assert!(r.error.unwrap_or_default().contains("longer than"));
+        // No newline, but the caller closed its side: the request is what was sent.
+        let r = exchange(b"{\"cmd\":\"status\"}").await.expect("answer");
+        assert!(r.ok, "{r:?}");
+    }
+
+    proptest::proptest! {
+        /// Whatever bytes arrive, the answer is a request or an error message, never a panic.
+        #[test]
+        fn any_bytes_get_a_request_or_an_error(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            if let Err(e) = parse_request(&bytes) {
+                proptest::prop_assert!(e.starts_with("bad request: "));
+            }
+        }
+    }
+
+    #[test]
+    fn parse_request_accepts_the_documented_requests() {
+        assert_eq!(
+            parse_request(b"{\"cmd\":\"status\"}\n"),
+            Ok(Request::Status)
+        );
+        assert_eq!(
+            parse_request(b"{\"cmd\":\"maintenance\",\"on\":true}"),
+            Ok(Request::Maintenance { on: true })
+        );
+        assert!(parse_request(&[0xc3, 0x28]).is_err());
+    }
 }

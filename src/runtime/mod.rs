@@ -5,14 +5,19 @@
 //! Loop invariants:
 //! - durable lease state is written (fsync) before any frame polled after a change is sent;
 //! - host actions run one at a time, in the plan's order;
-//! - on SIGTERM a leader steps down and fences before the process exits (bounded by the lease).
+//! - on SIGTERM (SIGINT, SIGQUIT) a leader steps down and fences before the process exits
+//!   (bounded by the lease); SIGHUP re-reads the keyring; no other catchable signal ends the
+//!   agent (see [`signals`]).
 
 mod agent_loop;
 pub mod control;
+mod keyring_reload;
 pub mod metrics;
 pub mod panel;
+mod signals;
 pub mod spec;
 pub mod state;
+pub mod sync_limit;
 pub mod watchdog;
 
 use std::path::PathBuf;
@@ -41,7 +46,7 @@ pub struct AgentOptions {
     pub gpio: crate::host::gpio::GpioSpec,
 }
 
-/// Runs the agent until SIGTERM/SIGINT (then fences if it leads, and exits).
+/// Runs the agent until SIGTERM/SIGINT/SIGQUIT (then fences if it leads, and exits).
 pub fn run(opts: AgentOptions) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -69,6 +74,8 @@ fn pick_node<'r>(rack: &'r Rack, name: Option<&str>) -> anyhow::Result<&'r crate
 }
 
 async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
+    // First of all: from here on no signal kills the agent without fencing.
+    let mut signals = signals::Signals::install()?;
     let (rack, node) = load_rack(&opts)?;
     let span = tracing::info_span!("agent", node = %node.name);
     let _enter = span.enter();
@@ -93,8 +100,7 @@ async fn run_async(opts: AgentOptions) -> anyhow::Result<()> {
             _ = inputs.start_tick.tick(), if fast_observe => lp.on_start_tick(),
             _ = inputs.health_tick.tick() => lp.on_health_tick(),
             _ = tick(&mut inputs.watchdog), if inputs.watchdog.is_some() => lp.on_watchdog_tick(),
-            _ = inputs.sigterm.recv() => lp.on_stop_signal(),
-            _ = inputs.sigint.recv() => lp.on_stop_signal(),
+            asked = signals.next() => lp.on_signal(asked),
         }
     }
 }

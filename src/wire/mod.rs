@@ -26,8 +26,9 @@
 //! frame* (empty payload, echoing the sender's incarnation) that the runtime sends back. When the
 //! sender opens it, it learns our incarnation and its next frames are delivered: one round trip
 //! after either side restarts. Send replies to the address of the node in the rack file, never to
-//! the datagram's source address (which anyone can forge), and rate-limit them per peer if you
-//! like: sync frames are smaller than any frame that can trigger them.
+//! the datagram's source address (which anyone can forge), and rate-limit them per peer (the
+//! agent sends at most one per peer per second, `runtime::sync_limit`): sync frames are smaller
+//! than any frame that can trigger them, but replayed frames can come as fast as anyone sends.
 //!
 //! Which incarnation of a peer we echo is the incarnation of the most recent synced frame we
 //! accepted from it. A replayed old frame can never be *delivered* twice (its incarnation's window

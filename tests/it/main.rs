@@ -19,5 +19,6 @@ mod image_scripts;
 mod lab;
 mod provisioner;
 mod readme_reference;
+mod signals;
 mod systemd_unit;
 mod visibility;

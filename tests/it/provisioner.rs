@@ -220,12 +220,14 @@ impl World {
         }
     }
 
-    /// Entries directly under the root (sorted).
+    /// Entries directly under the root (sorted), but the provisioner's own (`.archive`,
+    /// `.owners`).
     fn entries(&self) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(&self.root)
             .map(|d| {
                 d.filter_map(|e| e.ok())
                     .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| !n.starts_with('.'))
                     .collect()
             })
             .unwrap_or_default();
@@ -408,7 +410,7 @@ async fn provision_binds_fast_with_quota_owner_mode_and_rwx() {
         .get(ANN_PATH)
         .expect("path annotation")
         .clone();
-    assert_eq!(rel, format!("{}-data0-{}", w.ns, pv.name_any()));
+    assert_eq!(rel, format!("{}_data0_{}", w.ns, pv.name_any()));
     let spec = pv.spec.as_ref().unwrap();
     assert_eq!(
         spec.host_path.as_ref().unwrap().path,
@@ -586,7 +588,7 @@ async fn bad_names_and_parameters_give_events_and_no_directory() {
     };
     let mut w = World::new(&e, "bad").await;
     let by_ann = w
-        .class("ann", serde_json::json!({"parameters": {"pathPattern": "${namespace}/${annotations.example.com/dir}"}}))
+        .class("ann", serde_json::json!({"parameters": {"pathPattern": "${namespace}/${annotations.example.com/dir}/${pvc}"}}))
         .await;
     let bad_goal = w
         .class("goal", serde_json::json!({"parameters": {"goal": "11"}}))
@@ -628,7 +630,117 @@ async fn bad_names_and_parameters_give_events_and_no_directory() {
     )
     .await;
     w.bound("fine", Instant::now()).await;
-    assert!(w.root.join(&w.ns).join("team-a").is_dir());
+    assert!(w.root.join(&w.ns).join("team-a").join("fine").is_dir());
+    task.abort();
+}
+
+/// No claim gets a directory another claim has, had, or is nested in: patterns that cannot be
+/// unique are refused, a recreated claim waits for its old volume's release, a retained
+/// directory is not handed to a new claim, and a name too long is shortened, not refused.
+#[tokio::test]
+async fn claims_never_share_or_inherit_a_directory() {
+    let Some(e) = env() else {
+        return;
+    };
+    let mut w = World::new(&e, "share").await;
+    let dashed = w
+        .class(
+            "dash",
+            serde_json::json!({"parameters": {"pathPattern": "${namespace}-${pvc}"}}),
+        )
+        .await;
+    let nested = w
+        .class(
+            "nest",
+            serde_json::json!({"reclaimPolicy": "Retain", "parameters": {"pathPattern": "${namespace}/${pvc}"}}),
+        )
+        .await;
+    let around = w
+        .class("around", serde_json::json!({"parameters": {"pathPattern": "${namespace}/${annotations.example.com/in}/${pv}"}}))
+        .await;
+    let default = w.class("default", serde_json::json!({})).await;
+    let task = w.start();
+
+    // `${namespace}-${pvc}`: `team-a`/`db` and `team`/`a-db` would share a directory.
+    w.claim("dash", &dashed, "1Mi", serde_json::json!({})).await;
+    let ev = w.event(&w.ns, "dash", "ProvisioningFailed").await;
+    assert!(
+        ev.message
+            .unwrap_or_default()
+            .contains("cannot give every claim"),
+        "the Event says why"
+    );
+
+    // A claim recreated under the same name while its old PV exists gets nothing; once that
+    // PV is gone, the old (retained) directory is still not handed over.
+    let old = w.claim("db", &nested, "1Mi", serde_json::json!({})).await;
+    w.bound("db", Instant::now()).await;
+    let old_pv = pv_name(&old.uid().unwrap());
+    write_synced(&w.root.join(&w.ns).join("db").join("secret"), b"old");
+    // A volume of another class inside it is refused too.
+    w.claim(
+        "inner",
+        &around,
+        "1Mi",
+        serde_json::json!({"annotations": {"example.com/in": "db"}}),
+    )
+    .await;
+    let ev = w.event(&w.ns, "inner", "PathInUse").await;
+    assert!(
+        ev.message
+            .unwrap_or_default()
+            .contains("is inside the directory of")
+    );
+    w.claims()
+        .delete("db", &DeleteParams::default())
+        .await
+        .unwrap();
+    w.until("the old claim gone", async || {
+        w.claims().get_opt("db").await.unwrap().is_none()
+    })
+    .await;
+    w.claim("db", &nested, "1Mi", serde_json::json!({})).await;
+    let ev = w.event(&w.ns, "db", "PathInUse").await;
+    assert!(ev.message.unwrap_or_default().contains(&old_pv));
+    Api::<PersistentVolume>::all(w.client.clone())
+        .delete(&old_pv, &DeleteParams::default())
+        .await
+        .unwrap();
+    w.until("the old PV gone", async || w.pv(&old_pv).await.is_none())
+        .await;
+    w.claims()
+        .delete("db", &DeleteParams::default())
+        .await
+        .unwrap();
+    w.until("the second claim gone", async || {
+        w.claims().get_opt("db").await.unwrap().is_none()
+    })
+    .await;
+    let third = w.claim("db", &nested, "1Mi", serde_json::json!({})).await;
+    let ev = w.event(&w.ns, "db", "DirectoryExists").await;
+    assert!(ev.message.unwrap_or_default().contains("never reused"));
+    assert!(w.pv(&pv_name(&third.uid().unwrap())).await.is_none());
+    assert_eq!(
+        std::fs::read(w.root.join(&w.ns).join("db").join("secret")).unwrap(),
+        b"old"
+    );
+
+    // The longest names Kubernetes allows still get a volume, under a shortened name.
+    let long = format!("{}-{}", "l".repeat(200), "x".repeat(52));
+    let c = w.claim(&long, &default, "1Mi", serde_json::json!({})).await;
+    w.bound(&long, Instant::now()).await;
+    w.event(&w.ns, &long, "PathShortened").await;
+    let rel = w
+        .pv(&pv_name(&c.uid().unwrap()))
+        .await
+        .unwrap()
+        .annotations()[ANN_PATH]
+        .clone();
+    assert!(
+        rel.len() <= 255 && rel.ends_with(&pv_name(&c.uid().unwrap())),
+        "{rel}"
+    );
+    assert!(w.root.join(&rel).is_dir());
     task.abort();
 }
 
@@ -765,6 +877,7 @@ fn mfs_tools_on_a_real_mount() {
             gid: 0,
             mode: 0o755,
         },
+        "pvc-vol",
     )
     .unwrap();
     let q = Quota {
@@ -791,11 +904,11 @@ fn mfs_tools_on_a_real_mount() {
     assert!(mfs("mfsgettrashtime", &[&dir.to_string_lossy()]).contains("7200"));
     write_synced(&dir.join("f"), b"x");
     let copy = RelPath::parse("ns/copy").unwrap();
-    fs.snapshot(&rel, &copy).unwrap();
+    fs.snapshot(&rel, &copy, "pvc-copy").unwrap();
     assert_eq!(std::fs::read(copy.under(&root).join("f")).unwrap(), b"x");
     assert!(
-        fs.snapshot(&rel, &copy).is_err(),
-        "snapshot over an existing directory"
+        fs.snapshot(&rel, &copy, "pvc-other").is_err(),
+        "snapshot over an existing directory of another volume"
     );
     let archived = fs.archive(&copy, "pv1").unwrap();
     assert!(archived.join("f").exists());

@@ -22,6 +22,8 @@ fn unit_keeps_its_promises() {
     assert_eq!(setting("Type"), ["notify"]);
     assert_eq!(setting("Restart"), ["always"]);
     assert_eq!(setting("KillMode"), ["control-group"]);
+    // docs/keyring.md: `systemctl reload` re-reads the keyring, through SIGHUP.
+    assert_eq!(setting("ExecReload"), ["/bin/kill -HUP $MAINPID"]);
     let wd: u32 = setting("WatchdogSec")[0]
         .parse()
         .expect("WatchdogSec is seconds");
