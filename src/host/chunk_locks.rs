@@ -11,15 +11,22 @@
 //! So before `mfsmaster -a` starts on metadata whose master is gone, the host appends one line
 //! per chunk whose last `WRITE`/`TRUNC` in the changelogs has no later `UNLOCK`, `ROLLBACK` or
 //! `CHUNKDEL`, at the next consecutive change versions: `UNLOCK(chunk)`, exactly what the lock's
-//! expiry would do two minutes later; or, when the unfinished write created the chunk in a file
-//! made in the same changelogs, `ROLLBACK(inode,index,0,chunk)`, what mfsmaster logs itself when
-//! creating a chunk fails (see [`OpenLock::rollback`] for why). Why this is safe:
+//! expiry would do two minutes later.
+//!
+//! Never `ROLLBACK`. An earlier version rolled back a chunk that the unfinished write had itself
+//! made in a new file (so the client's retry would get a fresh chunk on the chunkservers alive,
+//! instead of being refused for the new master's first 10 s because the chunk lost its copy on the
+//! dead node). But the old master logs `WRITE` before it answers with the chunk's location: the
+//! client may have had its answer, written its data to the chunkservers, and sent the write end
+//! that the old master never answered. It resends it to the new master, which logs
+//! `LENGTH(inode,3)` and `UNLOCK(chunk)` and acknowledges it, while the file no longer points at
+//! the chunk: the fsync succeeded and the file read back as three zero bytes (the lab's
+//! kill-leader drill, 3 records in ~210 runs). Only unlocked, the chunk stays in its file and the
+//! resent write end finds it. Why this is safe:
 //! - Only a master that is gone can have answered the locked write: [`release`] refuses to act
 //!   while any process holds the data directory's `.mfsmaster.lock` (a frozen old master on a
 //!   shared directory), and the agent only starts a master while it holds the lease, after the
 //!   previous holder fenced itself.
-//! - A rolled-back chunk held nothing acknowledged: it was created by the unfinished write
-//!   itself, in a new file, and no later change touched that file.
 //! - The write the lock protected was never acknowledged by the old master's `UNLOCK`; its
 //!   client retries it against the new master, which bumps the chunk's version before handing the
 //!   chunk out again, so a chunkserver still holding the dead write's data cannot take part.
@@ -107,75 +114,24 @@ pub struct OpenLock {
     pub chunk: u64,
     /// When the lock was taken (the changelog's wall-clock stamp).
     pub ts: u32,
-    /// `Some((inode, index))` when the unfinished write itself put this new chunk into a file
-    /// made in the same changelogs, and nothing touched that file afterwards: then the write can
-    /// be rolled back (`ROLLBACK(inode,index,0,chunk)`, what mfsmaster logs itself when creating
-    /// a chunk fails), and the client's retry gets a fresh chunk on the chunkservers alive now.
-    /// Unlocked only, the chunk keeps its copy on the dead node's chunkserver, and a new master
-    /// refuses writes to chunks under their goal for its first 10 s ("try again").
-    pub rollback: Option<(u64, u64)>,
 }
 
 /// The chunks a replay of `changes` (in version order) leaves locked by a write nobody finished.
 pub fn unfinished_writes<'a>(changes: impl IntoIterator<Item = Change<'a>>) -> Vec<OpenLock> {
-    use std::collections::{BTreeSet, HashMap};
     let mut locked: BTreeMap<u64, OpenLock> = BTreeMap::new();
-    // Files created in these changes, and the chunk slots of theirs a write has filled.
-    let mut created: BTreeSet<u64> = BTreeSet::new();
-    let mut filled: BTreeSet<(u64, u64)> = BTreeSet::new();
-    // Inode -> chunk of a pending rollback, to cancel it when the file is touched again.
-    let mut pending: HashMap<u64, u64> = HashMap::new();
     for c in changes {
         let Some((name, args, result)) = split_op(c.op) else {
             continue;
         };
         let num = |s: Option<&&str>| s.and_then(|s| s.trim().parse::<u64>().ok());
-        let result_num = result.and_then(|r| r.trim().parse::<u64>().ok());
-        // Any later change naming a file with a pending rollback (as an argument or a result)
-        // cancels that rollback: the lock is then only released.
-        for n in args
-            .iter()
-            .filter_map(|a| a.trim().parse::<u64>().ok())
-            .chain(result_num)
-        {
-            if let Some(chunk) = pending.remove(&n)
-                && let Some(l) = locked.get_mut(&chunk)
-            {
-                l.rollback = None;
-            }
-        }
         match name {
-            "CREATE" => {
-                // CREATE(parent,name,type,...):inode; type 1 is a regular file.
-                if args.get(2).map(|t| t.trim()) == Some("1")
-                    && let Some(inode) = result_num
-                {
-                    created.insert(inode);
-                }
-            }
             "WRITE" | "TRUNC" => {
-                let slot = num(args.first()).zip(num(args.get(1)));
                 // Chunk 0 is "no chunk" (a truncation to a hole).
-                if let Some(chunk) = result_num.filter(|&c| c != 0) {
-                    let fresh = slot.filter(|&(inode, index)| {
-                        name == "WRITE"
-                            && created.contains(&inode)
-                            && !filled.contains(&(inode, index))
-                    });
-                    if let Some((inode, _)) = fresh {
-                        pending.insert(inode, chunk);
-                    }
-                    locked.insert(
-                        chunk,
-                        OpenLock {
-                            chunk,
-                            ts: c.ts,
-                            rollback: fresh,
-                        },
-                    );
-                }
-                if let Some(slot) = slot {
-                    filled.insert(slot);
+                if let Some(chunk) = result
+                    .and_then(|r| r.trim().parse::<u64>().ok())
+                    .filter(|&c| c != 0)
+                {
+                    locked.insert(chunk, OpenLock { chunk, ts: c.ts });
                 }
             }
             "UNLOCK" | "CHUNKDEL" => {
@@ -200,10 +156,7 @@ pub fn release_lines(last_version: u64, now: u32, locks: &[OpenLock]) -> String 
     locks
         .iter()
         .zip(last_version + 1..)
-        .map(|(l, v)| match l.rollback {
-            Some((inode, index)) => format!("{v}: {now}|ROLLBACK({inode},{index},0,{})\n", l.chunk),
-            None => format!("{v}: {now}|UNLOCK({})\n", l.chunk),
-        })
+        .map(|(l, v)| format!("{v}: {now}|UNLOCK({})\n", l.chunk))
         .collect()
 }
 
@@ -322,12 +275,8 @@ mod tests {
         text.lines().map_while(parse_change).collect()
     }
 
-    fn lock(chunk: u64, ts: u32, rollback: Option<(u64, u64)>) -> OpenLock {
-        OpenLock {
-            chunk,
-            ts,
-            rollback,
-        }
+    fn lock(chunk: u64, ts: u32) -> OpenLock {
+        OpenLock { chunk, ts }
     }
 
     #[test]
@@ -346,10 +295,7 @@ mod tests {
 132: 1796587453|ACQUIRE(1,26)
 133: 1796587453|WRITE(26,0,1,0):25
 ";
-        assert_eq!(
-            unfinished_writes(changes(log)),
-            vec![lock(25, 1796587453, Some((26, 0)))]
-        );
+        assert_eq!(unfinished_writes(changes(log)), vec![lock(25, 1796587453)]);
     }
 
     #[test]
@@ -364,47 +310,33 @@ mod tests {
 7: 101|ROLLBACK(3,0,0,8)
 8: 101|CHUNKDEL(9,1)
 ";
-        assert_eq!(unfinished_writes(changes(log)), vec![lock(10, 100, None)]);
+        assert_eq!(unfinished_writes(changes(log)), vec![lock(10, 100)]);
     }
 
     #[test]
-    fn only_a_chunk_the_write_made_in_a_new_untouched_file_is_rolled_back() {
+    fn a_chunk_the_unfinished_write_made_is_unlocked_never_rolled_back() {
+        // From the lab changelog of a kill-leader run that lost an acknowledged record: the old
+        // master logged WRITE for record 21's new chunk 2191 and died; the takeover appended
+        // line 12865 (a ROLLBACK, in that version); the client then resent its write end, which
+        // the new master logged (12866-12867) and acknowledged, while the file no longer
+        // pointed at the chunk: the record read back as three zero bytes.
         let log = "\
-1: 100|CREATE(1,a,1,420,18,0,0,0):5
-2: 100|WRITE(5,0,1,0):50
-3: 100|UNLOCK(50)
-4: 100|WRITE(5,0,0,0):50
-5: 100|CREATE(1,b,1,420,18,0,0,0):6
-6: 100|WRITE(6,0,1,0):60
-7: 100|CREATE(1,c,1,420,18,0,0,0):7
-8: 100|WRITE(7,0,1,0):70
-9: 100|UNLINK(1,c):7
-10: 100|WRITE(8,0,1,0):80
+12862: 1796604479|CREATE(2137,rec-00000021,1,420,18,0,0,0):2159
+12863: 1796604479|ACQUIRE(2,2159)
+12864: 1796604479|WRITE(2159,0,1,0):2191
 ";
-        assert_eq!(
-            unfinished_writes(changes(log)),
-            vec![
-                // File a's chunk held data written before: unlocked only.
-                lock(50, 100, None),
-                // File b's chunk came with the unfinished write: rolled back.
-                lock(60, 100, Some((6, 0))),
-                // File c was removed afterwards: unlocked only.
-                lock(70, 100, None),
-                // File 8 was not made in these changelogs: unlocked only.
-                lock(80, 100, None),
-            ]
-        );
+        let locks = unfinished_writes(changes(log));
+        assert_eq!(locks, vec![lock(2191, 1796604479)]);
+        let lines = release_lines(12864, 1796604482, &locks);
+        assert_eq!(lines, "12865: 1796604482|UNLOCK(2191)\n");
+        assert!(!lines.contains("ROLLBACK"), "{lines}");
     }
 
     #[test]
     fn release_lines_continue_the_versions() {
         assert_eq!(
-            release_lines(
-                133,
-                1796587500,
-                &[lock(25, 1, Some((26, 0))), lock(30, 1, None)]
-            ),
-            "134: 1796587500|ROLLBACK(26,0,0,25)\n135: 1796587500|UNLOCK(30)\n"
+            release_lines(133, 1796587500, &[lock(25, 1), lock(30, 1)]),
+            "134: 1796587500|UNLOCK(25)\n135: 1796587500|UNLOCK(30)\n"
         );
         assert_eq!(
             parse_change("134: 1796587500|UNLOCK(25)"),
@@ -435,14 +367,11 @@ mod tests {
         .unwrap();
         let r = release(d, 1000).unwrap();
         // Chunk 7's lock (stamped 10) is long expired and left alone.
-        assert_eq!(
-            r.locks,
-            vec![lock(6, 990, None), lock(8, 995, Some((4, 0)))]
-        );
+        assert_eq!(r.locks, vec![lock(6, 990), lock(8, 995)]);
         assert_eq!(r.appended_to, Some((d.join("changelog_ml.0.mfs"), 7)));
         let ml = fs::read_to_string(d.join("changelog_ml.0.mfs")).unwrap();
         assert!(
-            ml.ends_with("6: 995|WRITE(4,0,1,0):8\n7: 1000|UNLOCK(6)\n8: 1000|ROLLBACK(4,0,0,8)\n"),
+            ml.ends_with("6: 995|WRITE(4,0,1,0):8\n7: 1000|UNLOCK(6)\n8: 1000|UNLOCK(8)\n"),
             "{ml}"
         );
         // Nothing left to release: a second call changes nothing.
@@ -461,6 +390,6 @@ mod tests {
         fs::write(d.join("changelog.0.mfs"), "1: 990|WRITE(2,0,1,0):6\n").unwrap();
         // An unlocked lock file is no master (a held one is seen in the lab's freeze drills).
         fs::write(d.join(".mfsmaster.lock"), "123").unwrap();
-        assert_eq!(release(d, 1000).unwrap().locks, vec![lock(6, 990, None)]);
+        assert_eq!(release(d, 1000).unwrap().locks, vec![lock(6, 990)]);
     }
 }

@@ -310,17 +310,11 @@ impl LinuxHost {
         match chunk_locks::release(&self.master_data, chunk_locks::wall_seconds()) {
             Ok(r) => match &r.appended_to {
                 Some((file, from)) => tracing::info!(
-                    "ended the chunk locks of {} write(s) the previous master never finished ({}), changes {}.. appended to {}",
+                    "unlocked the chunks of {} write(s) the previous master never finished ({}), changes {}.. appended to {}",
                     r.locks.len(),
                     r.locks
                         .iter()
-                        .map(|l| match l.rollback {
-                            Some((inode, index)) => format!(
-                                "chunk {} rolled back from inode {inode} index {index}",
-                                l.chunk
-                            ),
-                            None => format!("chunk {} unlocked", l.chunk),
-                        })
+                        .map(|l| l.chunk.to_string())
                         .collect::<Vec<_>>()
                         .join(", "),
                     from,
