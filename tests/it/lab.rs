@@ -246,10 +246,14 @@ fn lab_rack_with_metaloggers_fails_over() {
         });
         eprintln!("kill-leader (metalogger) round {round}: {report}");
         assert_eq!(report["split_brain_s"].as_f64(), Some(0.0), "{report}");
+        // ~4-5 s typically; a write whose chunk had its second copy on the killed node waits
+        // for the new master's 10 s refusal of chunks under their goal (MooseFS 3.0): ~14 s in
+        // about 1 failover in 16. A stall of minutes (the replayed chunk lock, a standby without
+        // metadata) stays a failure.
         assert!(
             report["first_write_ms"]
                 .as_u64()
-                .is_some_and(|ms| ms < 10_000),
+                .is_some_and(|ms| ms < 20_000),
             "{report}"
         );
         assert_eq!(report["unverified"].as_u64(), Some(0), "{report}");
