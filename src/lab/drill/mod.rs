@@ -122,6 +122,9 @@ pub const DRILLS: &[&str] = &[
 /// A write in flight at the fault and acknowledged later than this after it counts as the
 /// first write after the fault.
 const IN_FLIGHT_GRACE: Duration = Duration::from_millis(250);
+/// A drill whose first write after the fault took longer keeps the lab's logs and metadata.
+const STALL_EVIDENCE: Duration = Duration::from_secs(60);
+
 /// After the fault ends: writes go on this long before the drill stops.
 const SETTLE: Duration = Duration::from_secs(3);
 /// No acknowledged write this long after the fault: the drill gives up waiting.
@@ -319,7 +322,14 @@ pub fn run(dir: &Path, drill: Drill) -> anyhow::Result<DrillReport> {
         unverified,
         lost_records,
     } = read_back(&file, &seqs, VERIFY_TIMEOUT);
-    let evidence = if lost > 0 { keep_evidence(dir) } else { None };
+    // A lost record, or no write for a minute (a stall of MooseFS's own, e.g. a replayed chunk
+    // lock): the evidence is kept before the next drill replaces the lab.
+    let stalled = first.is_none_or(|f| f > STALL_EVIDENCE);
+    let evidence = if lost > 0 || stalled {
+        keep_evidence(dir)
+    } else {
+        None
+    };
     // Bring back what the drill took away, for the next drill.
     if fault.restart {
         super::restart_node(dir, &old_leader)
@@ -429,6 +439,17 @@ pub fn run(dir: &Path, drill: Drill) -> anyhow::Result<DrillReport> {
             });
         }
     }
+    if let Some(e) = evidence.as_ref().filter(|_| lost_records.is_empty()) {
+        tl.push(Mark {
+            at_ms: first.map_or(0, |f| f.as_millis() as i64),
+            node: worker.clone(),
+            what: format!(
+                "no write for over {} s: logs and metadata kept in {}",
+                STALL_EVIDENCE.as_secs(),
+                e.display()
+            ),
+        });
+    }
     if !max_gap.is_zero() {
         tl.push(Mark {
             at_ms: rel(gap_at.0),
@@ -480,12 +501,14 @@ pub fn run(dir: &Path, drill: Drill) -> anyhow::Result<DrillReport> {
     })
 }
 
-/// A drill that lost an acknowledged write keeps the evidence before the next drill (or `lab
+/// A drill that lost an acknowledged write, or saw none for a minute, keeps the evidence before the next drill (or `lab
 /// down`) replaces it: the agents' and daemons' logs and every node's metadata and changelogs,
 /// copied to `DIR-lost-UNIXTIME` (no chunk data, nothing under a mount). Returns where, or `None` if the
 /// copy failed (logged).
 fn keep_evidence(dir: &Path) -> Option<std::path::PathBuf> {
-    tracing::warn!("an acknowledged write was lost: keeping the lab's logs and metadata");
+    tracing::warn!(
+        "an acknowledged write was lost, or writes stalled: keeping the lab's logs and metadata"
+    );
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
