@@ -70,11 +70,18 @@ pub struct Ctx {
     pub in_flight: InFlight,
 }
 
+impl From<kube::Error> for Error {
+    fn from(e: kube::Error) -> Self {
+        Error::Kube(e)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The cause is in the message only, so `{:#}` does not print it twice.
     #[error("Kubernetes API: {0}")]
-    Kube(#[from] kube::Error),
-    #[error("{0}")]
+    Kube(kube::Error),
+    #[error(transparent)]
     Fs(#[from] FsError),
     #[error("a blocking MooseFS call was cancelled: {0}")]
     Join(String),

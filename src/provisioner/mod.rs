@@ -47,37 +47,34 @@ pub struct ProvisionerConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("reading kubeconfig {path}: {source}")]
+    // The cause is in the message only (a field named `cause`, not `source`), so `{:#}` does
+    // not print it twice.
+    #[error("reading kubeconfig {path}: {cause}")]
     Kubeconfig {
         path: PathBuf,
-        #[source]
-        source: kube::config::KubeconfigError,
+        cause: kube::config::KubeconfigError,
     },
-    #[error("kubeconfig {path}: {source}")]
-    Client {
-        path: PathBuf,
-        #[source]
-        source: kube::Error,
-    },
+    #[error("kubeconfig {path}: {cause}")]
+    Client { path: PathBuf, cause: kube::Error },
     #[error("the volumes' root {0} is not a directory (is MooseFS mounted?)")]
     Root(PathBuf),
 }
 
 /// A client for the cluster of `kubeconfig` (its current context).
 pub async fn client(kubeconfig: &Path) -> Result<Client, StartError> {
-    let kc = Kubeconfig::read_from(kubeconfig).map_err(|source| StartError::Kubeconfig {
+    let kc = Kubeconfig::read_from(kubeconfig).map_err(|cause| StartError::Kubeconfig {
         path: kubeconfig.to_path_buf(),
-        source,
+        cause,
     })?;
     let cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
         .await
-        .map_err(|source| StartError::Kubeconfig {
+        .map_err(|cause| StartError::Kubeconfig {
             path: kubeconfig.to_path_buf(),
-            source,
+            cause,
         })?;
-    Client::try_from(cfg).map_err(|source| StartError::Client {
+    Client::try_from(cfg).map_err(|cause| StartError::Client {
         path: kubeconfig.to_path_buf(),
-        source,
+        cause,
     })
 }
 
