@@ -33,8 +33,20 @@ pub struct DrbdHandlerArgs {
 /// Runs one `drbd` subcommand.
 pub fn run(config: &Path, cmd: &DrbdCommand) -> anyhow::Result<ExitCode> {
     use mooseherd::host::drbd;
-    // DRBD passes the resource and peer in the environment (drbd.conf(5), "handlers").
-    let env = |k: &str| std::env::var(k).unwrap_or_else(|_| "?".into());
+    // DRBD passes the resource and peer in the environment (drbd.conf(5), "handlers"). They are
+    // only logged, never decide anything (the answer comes from the agent's lease): control
+    // characters are escaped and the length capped, so a value cannot forge kernel log lines.
+    let env = |k: &str| {
+        std::env::var(k).map_or_else(
+            |_| "?".into(),
+            |v| {
+                v.chars()
+                    .take(64)
+                    .flat_map(char::escape_debug)
+                    .collect::<String>()
+            },
+        )
+    };
     match cmd {
         DrbdCommand::ResourceFile => {
             let (rack, _) = Rack::load(config, HostChecks::NONE)?;
