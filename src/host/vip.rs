@@ -559,8 +559,10 @@ mod tests {
         fn new() -> Option<Lab> {
             static NEXT: AtomicU32 = AtomicU32::new(0);
             if !nix::unistd::geteuid().is_root() {
-                eprintln!("SKIP: VIP tests need root (network namespaces, CAP_NET_ADMIN)");
-                return None;
+                return crate::test_support::cannot_run(
+                    "vip",
+                    "needs root (network namespaces, CAP_NET_ADMIN)",
+                );
             }
             let k = NEXT.fetch_add(1, Ordering::Relaxed);
             let pid = std::process::id();
@@ -570,9 +572,11 @@ mod tests {
                 k,
             };
             if let Err(e) = ip(&["netns", "add", &lab.a]) {
-                eprintln!("SKIP: cannot create a network namespace: {e}");
                 std::mem::forget(lab);
-                return None;
+                return crate::test_support::cannot_run(
+                    "vip",
+                    &format!("cannot create a network namespace: {e}"),
+                );
             }
             let setup = || -> Result<(), String> {
                 ip(&["netns", "add", &lab.b])?;

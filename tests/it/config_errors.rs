@@ -6,7 +6,8 @@ use std::path::Path;
 use mooseherd::config::{ConfigError, HostChecks, Rack, Severity};
 use proptest::prelude::*;
 
-const GOOD: &str = r#"[cluster]
+/// A valid three-node rack that the tests edit (also used by `hostile_input`).
+pub(crate) const GOOD: &str = r#"[cluster]
 name = "lab"
 vip = "10.0.0.50/24"
 replication = "metalogger"

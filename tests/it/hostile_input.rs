@@ -8,36 +8,8 @@ use std::time::{Duration, Instant};
 use mooseherd::config::{ConfigError, HostChecks, Rack, Severity};
 use mooseherd::runtime::control::ControlError;
 
+use crate::config_errors::GOOD;
 use crate::harness::BIN;
-
-const GOOD: &str = r#"[cluster]
-name = "lab"
-vip = "10.0.0.50/24"
-replication = "metalogger"
-
-[[node]]
-name = "a"
-addr = "10.0.0.1"
-roles = ["master", "chunkserver"]
-board = "pi4b"
-voter = true
-chunk_dirs = ["/srv/chunks"]
-
-[[node]]
-name = "b"
-addr = "10.0.0.2"
-roles = ["master", "chunkserver"]
-board = "pi4b"
-voter = true
-chunk_dirs = ["/srv/chunks"]
-
-[[node]]
-name = "c"
-addr = "10.0.0.3"
-roles = ["worker"]
-board = "pi5"
-voter = true
-"#;
 
 fn errors(src: &str) -> Vec<String> {
     match Rack::parse(src, Path::new("rack.toml"), HostChecks::NONE) {
