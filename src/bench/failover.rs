@@ -31,6 +31,9 @@ pub struct FailoverOptions {
     /// How mooseherd's lab replicates the master's metadata: `shared-dir` or `metalogger`
     /// (the keepalived baseline always hands a shared data directory over).
     pub replication: String,
+    /// MooseFS major releases to run every system on, one lab after the other (empty: the
+    /// newest available, as `lab up`).
+    pub moosefs: Vec<u8>,
 }
 
 /// One system's figures for one drill.
@@ -68,6 +71,9 @@ pub struct DrillStats {
 pub struct FailoverReport {
     /// mooseherd's replication backend in this run.
     pub replication: String,
+    /// The MooseFS releases run ("3.0.117"). With more than one, each system's key carries its
+    /// release: `mooseherd@4.57.5`.
+    pub moosefs: Vec<String>,
     #[serde(flatten)]
     pub systems: BTreeMap<String, BTreeMap<String, DrillStats>>,
 }
@@ -108,8 +114,8 @@ fn add(st: &mut DrillStats, r: &DrillReport) {
     st.masters_on_two_s = round2(st.masters_on_two_s);
 }
 
-/// A new lab rack of `system` (removing whatever lab is there).
-fn fresh_lab(o: &FailoverOptions, system: &str) -> anyhow::Result<()> {
+/// A new lab rack of `system` on MooseFS `moosefs` (removing whatever lab is there).
+fn fresh_lab(o: &FailoverOptions, system: &str, moosefs: Option<u8>) -> anyhow::Result<()> {
     if lab::lab_file(&o.dir).exists() || !lab::net::lab_namespaces().is_empty() {
         lab::down(&o.dir, false)?;
     }
@@ -123,6 +129,7 @@ fn fresh_lab(o: &FailoverOptions, system: &str) -> anyhow::Result<()> {
         },
         host: "linux".into(),
         system: system.into(),
+        moosefs,
     })
 }
 
@@ -147,9 +154,31 @@ pub fn failover(o: &FailoverOptions) -> anyhow::Result<FailoverReport> {
         replication: o.replication.clone(),
         ..FailoverReport::default()
     };
-    for system in &o.systems {
-        fresh_lab(o, system).with_context(|| format!("starting the {system} lab rack"))?;
-        let per = report.systems.entry(system.clone()).or_default();
+    let majors: Vec<Option<u8>> = if o.moosefs.is_empty() {
+        vec![None]
+    } else {
+        o.moosefs.iter().copied().map(Some).collect()
+    };
+    // Each release is checked before the first lab starts: a missing build fails at once.
+    let mut releases = Vec::new();
+    for &m in &majors {
+        releases.push(lab::choose_moosefs(m)?.1.code().to_string());
+    }
+    report.moosefs = releases.clone();
+    let runs_of = majors
+        .iter()
+        .zip(&releases)
+        .flat_map(|(m, rel)| o.systems.iter().map(move |s| (*m, rel.clone(), s.clone())));
+    for (major, release, system) in runs_of {
+        let key = if majors.len() > 1 {
+            format!("{system}@{release}")
+        } else {
+            system.clone()
+        };
+        let o_lab = |o: &FailoverOptions| fresh_lab(o, &system, major);
+        o_lab(o).with_context(|| format!("starting the {key} lab rack"))?;
+        let system = &key;
+        let per = report.systems.entry(key.clone()).or_default();
         for &d in &o.drills {
             let st = per.entry(d.to_string()).or_insert_with(|| DrillStats {
                 measure: if d.measures_pause() {
@@ -173,7 +202,7 @@ pub fn failover(o: &FailoverOptions) -> anyhow::Result<FailoverReport> {
                         i + 1
                     );
                     st.lab_restarts += 1;
-                    fresh_lab(o, system)?;
+                    o_lab(o)?;
                 }
                 match drill::run(&o.dir, d) {
                     Ok(r) => {
@@ -213,7 +242,7 @@ pub fn failover(o: &FailoverOptions) -> anyhow::Result<FailoverReport> {
 pub fn table(r: &FailoverReport) -> String {
     let mut s = String::new();
     s.push_str(&format!(
-        "{:<17} {:<11} {:>4} {:>7} {:>7} {:>7} {:>7} {:>5} {:>7} {:>11} {:>7} {:>7} {:>9} {:>5} {:>6}\n",
+        "{:<17} {:<17} {:>4} {:>7} {:>7} {:>7} {:>7} {:>5} {:>7} {:>11} {:>7} {:>7} {:>9} {:>5} {:>6}\n",
         "drill",
         "system",
         "runs",
@@ -239,7 +268,7 @@ pub fn table(r: &FailoverReport) -> String {
         for (system, per) in &r.systems {
             if let Some(st) = per.get(&d) {
                 s.push_str(&format!(
-                    "{:<17} {:<11} {:>4} {:>7.2} {:>7.2} {:>7.2} {:>7} {:>5} {:>7} {:>9.2} s {:>7.2} {:>7.2} {:>9} {:>5} {:>6}\n",
+                    "{:<17} {:<17} {:>4} {:>7.2} {:>7.2} {:>7.2} {:>7} {:>5} {:>7} {:>9.2} s {:>7.2} {:>7.2} {:>9} {:>5} {:>6}\n",
                     format!(
                         "{d}{}",
                         if st.measure == "longest_pause" {

@@ -55,6 +55,10 @@ pub struct FailoverBenchArgs {
     /// hands a shared directory over.
     #[arg(long, default_value = "shared-dir", value_parser = ["shared-dir", "metalogger"])]
     replication: String,
+    /// MooseFS major releases, comma-separated: `3` (Debian 12's packages), `4` (built by
+    /// `scripts/moosefs.sh build`), `3,4` side by side in one run. Default: the newest available.
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u8).range(3..=4))]
+    moosefs: Vec<u8>,
     /// Print the JSON report instead of the table.
     #[arg(long)]
     json: bool,
@@ -248,6 +252,7 @@ fn failover(a: &FailoverBenchArgs) -> anyhow::Result<ExitCode> {
         systems: a.systems.clone(),
         charts: Some(a.charts.clone()),
         replication: a.replication.clone(),
+        moosefs: a.moosefs.clone(),
     })?;
     super::emit_report(&report, a.out.as_deref(), a.json, || {
         print!("{}", table(&report))

@@ -21,6 +21,11 @@ pub enum LabCommand {
         /// `dry-run` only logs what the agents would do.
         #[arg(long, default_value = "linux", value_parser = ["linux", "dry-run"])]
         host: String,
+        /// MooseFS major release: 3 (Debian 12's packages) or 4 (built once by
+        /// `scripts/moosefs.sh build`, kept in /var/cache/mooseherd-moosefs). Default: 4 when
+        /// built, else 3.
+        #[arg(long, value_parser = clap::value_parser!(u8).range(3..=4))]
+        moosefs: Option<u8>,
         #[arg(long, default_value = mooseherd::lab::DEFAULT_DIR)]
         dir: PathBuf,
     },
@@ -44,6 +49,9 @@ pub enum LabCommand {
         node: String,
         #[arg(last = true, required = true)]
         cmd: Vec<String>,
+        /// The lab (for its MooseFS: the command finds the lab's MooseFS programs first).
+        #[arg(long, default_value = mooseherd::lab::DEFAULT_DIR)]
+        dir: PathBuf,
     },
     /// Run a failover drill on the lab's leader, with a writer (numbered fsync'd files through
     /// pi4's mfsmount), a verifier, a split-brain monitor and a timeline. Works on either lab
@@ -93,6 +101,9 @@ pub enum BaselineCommand {
     Up {
         #[arg(long, default_value_t = 5)]
         nodes: usize,
+        /// MooseFS major release, as for `lab up`.
+        #[arg(long, value_parser = clap::value_parser!(u8).range(3..=4))]
+        moosefs: Option<u8>,
         #[arg(long, default_value = mooseherd::lab::DEFAULT_DIR)]
         dir: PathBuf,
     },
@@ -106,6 +117,7 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
             nodes,
             replication,
             host,
+            moosefs,
             dir,
         } => {
             lab::up(&lab::UpOptions {
@@ -114,15 +126,21 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
                 replication,
                 host,
                 system: lab::SYSTEM_MOOSEHERD.into(),
+                moosefs,
             })?;
         }
-        LabCommand::Baseline(BaselineCommand::Up { nodes, dir }) => {
+        LabCommand::Baseline(BaselineCommand::Up {
+            nodes,
+            moosefs,
+            dir,
+        }) => {
             lab::up(&lab::UpOptions {
                 dir,
                 nodes,
                 replication: "shared-dir".into(),
                 host: "linux".into(),
                 system: lab::SYSTEM_KEEPALIVED.into(),
+                moosefs,
             })?;
         }
         LabCommand::Status { dir } => lab::print_status(&dir)?,
@@ -132,8 +150,8 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
             }
             lab::press_button(&dir, &node, std::time::Duration::from_secs_f64(hold))?;
         }
-        LabCommand::Exec { node, cmd } => {
-            let code = lab::exec(&node, &cmd)?;
+        LabCommand::Exec { node, cmd, dir } => {
+            let code = lab::exec(&dir, &node, &cmd)?;
             return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
         }
         LabCommand::Drill {

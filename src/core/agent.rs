@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::lease::{Eligibility, LeaseConfig, LeaseDurable, LeaseEvent, LeaseMachine, LeaseMsg};
 use super::membership::{
     GossipMsg, HealthFlags, LeaseView, MemberEvent, MemberState, Membership, MembershipConfig,
-    NodeMeta, ReplicaView, Roles,
+    MooseFsVersion, NodeMeta, ReplicaView, Roles,
 };
 use super::plan::{self, Action, Backend, Desired, MasterState, Observed};
 use super::roles::{self, Health, ReplicaState, Restarter};
@@ -44,6 +44,9 @@ pub struct AgentSpec {
     pub lease: LeaseConfig,
     pub membership: MembershipConfig,
     pub agent_version: u32,
+    /// The MooseFS release installed here (found by the runtime at start; unknown in the
+    /// simulator).
+    pub moosefs: MooseFsVersion,
 }
 
 /// This build's version as one number (major << 16 | minor << 8 | patch), for gossip metadata.
@@ -115,6 +118,9 @@ pub struct AgentStatus {
     pub host: Observed,
     pub pending_action: Option<Action>,
     pub members: Vec<MemberStatus>,
+    /// The MooseFS release installed here, "3.0.117" ("unknown" when not found).
+    #[serde(default)]
+    pub moosefs_version: String,
 }
 
 /// One node's decisions.
@@ -161,6 +167,7 @@ impl Agent {
         let meta = NodeMeta {
             roles: spec.roles,
             agent_version: spec.agent_version,
+            moosefs: spec.moosefs,
             ..NodeMeta::default()
         };
         let mut a = Agent {
@@ -326,6 +333,22 @@ impl Agent {
             .max_by_key(|(_, v)| *v)
     }
 
+    /// The newest MooseFS release any master candidate reports (itself included, down ones too:
+    /// a node whose MooseFS cannot read the metadata a newer master wrote must not stand even
+    /// while that master is down).
+    fn newest_moosefs(&self) -> MooseFsVersion {
+        let own = self.spec.candidate.map(|_| self.spec.moosefs);
+        self.membership
+            .members()
+            .filter(|m| m.id != self.spec.me)
+            .filter_map(|m| m.meta)
+            .filter(|meta| meta.roles.contains(Roles::MASTER))
+            .map(|meta| meta.moosefs)
+            .chain(own)
+            .max()
+            .unwrap_or_default()
+    }
+
     /// The alive master candidate with the best health and replica, by the gossip metadata.
     fn best_standby(&self) -> Option<NodeId> {
         self.membership
@@ -363,6 +386,7 @@ impl Agent {
                 self.replica,
                 newest,
                 self.files,
+                (self.spec.moosefs, self.newest_moosefs()),
             );
             // Tell the user when the verdict changes (not when free memory moves by 0.1 GiB).
             let changed = match &self.eligibility {
@@ -559,6 +583,7 @@ impl Agent {
             host: self.observed,
             pending_action: self.pending,
             members,
+            moosefs_version: self.spec.moosefs.to_string(),
         }
     }
 

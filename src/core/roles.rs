@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Instant;
 use super::lease::Eligibility;
+use super::membership::MooseFsVersion;
 
 /// Metadata memory mfsmaster needs: ~350 MiB per million files (measured by MooseFS users;
 /// measured here), never less than a base for its hash tables.
@@ -51,13 +52,15 @@ pub fn master_ram_mib(files: u64) -> u64 {
 }
 
 /// Whether this node may stand, and why, given its health, its replica, the newest replica any
-/// candidate reported (`newest`: metaid and version, metalogger backends), and the number of files.
+/// candidate reported (`newest`: metaid and version, metalogger backends), the number of files,
+/// and its MooseFS release beside the newest any master candidate runs (`moosefs`).
 pub fn eligibility(
     priority: u8,
     health: &Health,
     replica: ReplicaState,
     newest: Option<(u64, u64)>,
     files: u64,
+    moosefs: (MooseFsVersion, MooseFsVersion),
 ) -> Eligibility {
     let no = |reason: String| Eligibility {
         eligible: false,
@@ -72,6 +75,18 @@ pub fn eligibility(
     }
     if health.throttled {
         return no("CPU throttled (heat or power)".into());
+    }
+    // MooseFS reads the metadata of an older major release, never of a newer one: a 3.0 master
+    // taking over from 4.x would fail to start (or worse, half-start), so mixed majors never
+    // half-work: the older ones stand down until they are upgraded.
+    let (own_mfs, newest_mfs) = moosefs;
+    if own_mfs.is_known() && newest_mfs.major() > own_mfs.major() {
+        return no(format!(
+            "MooseFS {own_mfs} here, another master candidate runs {newest_mfs}: a {} master \
+             cannot load metadata a {} master wrote (upgrade MooseFS on this node)",
+            own_mfs.major(),
+            newest_mfs.major()
+        ));
     }
     let replica_ok = match replica {
         ReplicaState::UpToDate => "UpToDate".to_string(),
@@ -179,6 +194,9 @@ impl Default for Restarter {
 mod tests {
     use super::*;
 
+    const NOMFS: (MooseFsVersion, MooseFsVersion) =
+        (MooseFsVersion::UNKNOWN, MooseFsVersion::UNKNOWN);
+
     fn healthy() -> Health {
         Health {
             mem_available_mib: 3200,
@@ -188,7 +206,7 @@ mod tests {
 
     #[test]
     fn reasons_name_the_cause() {
-        let e = eligibility(100, &healthy(), ReplicaState::UpToDate, None, 0);
+        let e = eligibility(100, &healthy(), ReplicaState::UpToDate, None, 0, NOMFS);
         assert!(e.eligible);
         assert_eq!(e.reason, "UpToDate, 3.1 GiB free");
         let e = eligibility(
@@ -200,6 +218,7 @@ mod tests {
             ReplicaState::UpToDate,
             None,
             0,
+            NOMFS,
         );
         assert_eq!(
             (e.eligible, e.reason.as_str()),
@@ -214,6 +233,7 @@ mod tests {
             ReplicaState::UpToDate,
             None,
             2_000_000,
+            NOMFS,
         );
         assert_eq!(
             e.reason,
@@ -228,6 +248,7 @@ mod tests {
             },
             Some((1, 12)),
             0,
+            NOMFS,
         );
         assert_eq!(e.reason, "metadata version 10 is behind 12");
         let e = eligibility(
@@ -239,6 +260,7 @@ mod tests {
             },
             Some((2, 9)),
             0,
+            NOMFS,
         );
         assert!(!e.eligible && e.reason.contains("another filesystem"));
         assert!(
@@ -250,11 +272,34 @@ mod tests {
                 },
                 ReplicaState::UpToDate,
                 None,
-                0
+                0,
+                NOMFS
             )
             .eligible
         );
-        assert!(!eligibility(100, &healthy(), ReplicaState::Syncing, None, 0).eligible);
+        assert!(!eligibility(100, &healthy(), ReplicaState::Syncing, None, 0, NOMFS).eligible);
+    }
+
+    #[test]
+    fn an_older_moosefs_major_never_stands_beside_a_newer_one() {
+        let v3 = MooseFsVersion::new(3, 0, 117);
+        let v4 = MooseFsVersion::new(4, 57, 5);
+        let up = ReplicaState::UpToDate;
+        let e = eligibility(100, &healthy(), up, None, 0, (v3, v4));
+        assert!(!e.eligible);
+        assert_eq!(
+            e.reason,
+            "MooseFS 3.0.117 here, another master candidate runs 4.57.5: a 3 master cannot load \
+             metadata a 4 master wrote (upgrade MooseFS on this node)"
+        );
+        // Newer minors of the same major, a newer node itself, and unknown versions stand.
+        let v4_59 = MooseFsVersion::new(4, 59, 2);
+        assert!(eligibility(100, &healthy(), up, None, 0, (v4, v4_59)).eligible);
+        assert!(eligibility(100, &healthy(), up, None, 0, (v4, v4)).eligible);
+        assert!(eligibility(100, &healthy(), up, None, 0, (MooseFsVersion::UNKNOWN, v4)).eligible);
+        assert_eq!(v3.to_string(), "3.0.117");
+        assert_eq!(MooseFsVersion::UNKNOWN.to_string(), "unknown");
+        assert_eq!(MooseFsVersion::new(4, 300, 999).to_string(), "4.255.255");
     }
 
     #[test]

@@ -1338,6 +1338,7 @@ srcversion: 211FB288A383ED945B83420
             local_health_score: 100,
             host: Observed::IDLE,
             pending_action: None,
+            moosefs_version: String::new(),
             members: Vec::new(),
         };
         assert_eq!(

@@ -120,9 +120,15 @@ pid=$(cat $KA/mfsmaster.pid 2>/dev/null)
 }
 
 /// Runs a daemon in node `name`'s namespace, detached (see [`super::spawn_in_node`]).
-fn spawn_in(name: &str, program: &str, args: &[String], log: &Path) -> anyhow::Result<u32> {
+fn spawn_in(
+    dir: &Path,
+    name: &str,
+    program: &str,
+    args: &[String],
+    log: &Path,
+) -> anyhow::Result<u32> {
     let args: Vec<std::ffi::OsString> = args.iter().map(Into::into).collect();
-    super::spawn_in_node(name, program.as_ref(), &args, &[], log)
+    super::spawn_in_node(dir, name, program.as_ref(), &args, &[], log)
 }
 
 fn chown_mfs(paths: &[&Path]) {
@@ -184,6 +190,7 @@ pub fn start_node(dir: &Path, name: &str, i: usize) -> anyhow::Result<()> {
     if i < 3 {
         let cfg = node.join("cs").join("mfschunkserver.cfg");
         spawn_in(
+            dir,
             name,
             "mfschunkserver",
             &[
@@ -205,6 +212,7 @@ pub fn start_node(dir: &Path, name: &str, i: usize) -> anyhow::Result<()> {
         let _ = nix::mount::umount2(&mnt, nix::mount::MntFlags::MNT_DETACH);
         let m = crate::host::mount::MfsMount::new(&mnt, &net::vip().to_string(), 9421);
         super::spawn_in_node(
+            dir,
             name,
             "mfsmount".as_ref(),
             &m.spec().args,
@@ -227,6 +235,7 @@ pub fn start_keepalived(dir: &Path, name: &str) -> anyhow::Result<()> {
     }
     let p = |f: &str| ka.join(f).display().to_string();
     spawn_in(
+        dir,
         name,
         "keepalived",
         &[

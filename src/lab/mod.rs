@@ -35,6 +35,12 @@ pub struct LabState {
     /// What keeps the master available: `mooseherd` agents, or the `keepalived` baseline.
     #[serde(default = "default_system")]
     pub system: String,
+    /// The MooseFS release the lab runs ("3.0.117"), and the directories put before `PATH` for
+    /// every process the lab starts (empty: the host's MooseFS).
+    #[serde(default)]
+    pub moosefs: String,
+    #[serde(default)]
+    pub moosefs_bin: Vec<PathBuf>,
 }
 
 fn default_system() -> String {
@@ -55,6 +61,64 @@ pub struct UpOptions {
     pub host: String,
     /// [`SYSTEM_MOOSEHERD`] or [`SYSTEM_KEEPALIVED`] (the baseline; shared-dir replication).
     pub system: String,
+    /// MooseFS major release: 3 (the host's packages), 4 (the build of `scripts/moosefs.sh`);
+    /// `None`: the newest available.
+    pub moosefs: Option<u8>,
+}
+
+/// Where `scripts/moosefs.sh build` keeps its MooseFS 4 build ($MOOSEHERD_MOOSEFS_CACHE, default
+/// /var/cache/mooseherd-moosefs), through its `current` link.
+pub fn moosefs4_dirs() -> Vec<PathBuf> {
+    let root = std::env::var_os("MOOSEHERD_MOOSEFS_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/mooseherd-moosefs"));
+    let cur = root.join("current");
+    vec![cur.join("sbin"), cur.join("bin")]
+}
+
+/// The MooseFS a lab runs: `major` 3 or 4, or the newest available. Returns the directories to
+/// put before `PATH` and the release found there.
+pub fn choose_moosefs(
+    major: Option<u8>,
+) -> anyhow::Result<(Vec<PathBuf>, crate::host::mfs::MfsVersion)> {
+    let four = moosefs4_dirs();
+    let four_built = four[0].join("mfsmaster").is_file();
+    let dirs = match major {
+        Some(3) => Vec::new(),
+        Some(4) if four_built => four,
+        Some(4) => bail!(
+            "MooseFS 4 is not built here ({} has no mfsmaster): run `sudo scripts/moosefs.sh build` (once, cached)",
+            four[0].display()
+        ),
+        Some(m) => bail!("--moosefs {m}: give 3 (Debian's packages) or 4 (scripts/moosefs.sh)"),
+        None if four_built => four,
+        None => Vec::new(),
+    };
+    let master = dirs
+        .first()
+        .map_or_else(|| PathBuf::from("mfsmaster"), |d| d.join("mfsmaster"));
+    let v = crate::host::mfs::MfsVersion::detect(&master)
+        .map_err(|e| anyhow::anyhow!("finding the MooseFS release: {e}"))?;
+    if let Some(m) = major
+        && u16::from(m) != v.major
+    {
+        bail!(
+            "asked for MooseFS {m}, but {} is {}",
+            master.display(),
+            v.code()
+        );
+    }
+    Ok((dirs, v))
+}
+
+/// `PATH` for the processes of the lab at `dir`: its MooseFS directories first.
+fn lab_path(dir: &Path) -> Option<std::ffi::OsString> {
+    let bins = load(dir).ok()?.moosefs_bin;
+    if bins.is_empty() {
+        return None;
+    }
+    let rest = std::env::var_os("PATH").unwrap_or_default();
+    std::env::join_paths(bins.into_iter().chain(std::env::split_paths(&rest))).ok()
 }
 
 pub fn lab_file(dir: &Path) -> PathBuf {
@@ -158,6 +222,7 @@ pub fn rack_toml(dir: &Path, names: &[String], replication: &str) -> String {
 /// the host, so its mounts are visible), in its own session so that stopping the lab tool
 /// (Ctrl-C) does not stop the rack, appending its output to `log`; returns its PID.
 pub fn spawn_in_node(
+    dir: &Path,
     name: &str,
     program: &std::ffi::OsStr,
     args: &[std::ffi::OsString],
@@ -170,6 +235,9 @@ pub fn spawn_in_node(
         .open(log)
         .with_context(|| format!("opening {}", log.display()))?;
     let mut cmd = Command::new("nsenter");
+    if let Some(path) = lab_path(dir) {
+        cmd.env("PATH", path);
+    }
     cmd.arg(format!("--net=/run/netns/{}", net::ns(name)))
         .arg("--")
         .arg(program)
@@ -214,6 +282,7 @@ pub fn start_agent(dir: &Path, name: &str, host: &str) -> anyhow::Result<u32> {
         node_dir.join("state").into(),
     ];
     spawn_in_node(
+        dir,
         name,
         exe.as_os_str(),
         &args,
@@ -305,6 +374,20 @@ pub fn up(o: &UpOptions) -> anyhow::Result<()> {
             o.dir.display()
         );
     }
+    let (moosefs_bin, moosefs) = if o.host == "linux" {
+        choose_moosefs(o.moosefs)?
+    } else {
+        (
+            Vec::new(),
+            crate::host::mfs::MfsVersion::detect(Path::new("mfsmaster")).unwrap_or(
+                crate::host::mfs::MfsVersion {
+                    major: 0,
+                    minor: 0,
+                    patch: 0,
+                },
+            ),
+        )
+    };
     let names = node_names(o.nodes);
     std::fs::create_dir_all(&o.dir).with_context(|| format!("creating {}", o.dir.display()))?;
     // The MooseFS daemons run as `mfs`: they must be able to reach their directories in the lab.
@@ -347,8 +430,18 @@ pub fn up(o: &UpOptions) -> anyhow::Result<()> {
         replication: o.replication.clone(),
         agents: BTreeMap::new(),
         system: o.system.clone(),
+        moosefs: moosefs.code().to_string(),
+        moosefs_bin: moosefs_bin.clone(),
     };
     save(&o.dir, &state)?;
+    println!(
+        "lab: MooseFS {} ({})",
+        state.moosefs,
+        moosefs_bin.first().map_or_else(
+            || "the host's packages".to_string(),
+            |d| d.display().to_string()
+        )
+    );
     net::create(&names).context("creating the lab network")?;
     // The switch gets an address too, so the lab tool can reach every node (probes, drills).
     net::ip(&[
@@ -522,8 +615,8 @@ pub fn print_status(dir: &Path) -> anyhow::Result<()> {
     }
 
     println!(
-        "{:<6} {:<9} {:<8} {:>5} {:<6} {:<5} {:<7} LEDS",
-        "NODE", "AGENT", "ROLE", "EPOCH", "LEADER", "VIP", "MEMBERS"
+        "{:<6} {:<9} {:<8} {:>5} {:<6} {:<5} {:<7} {:<8} LEDS",
+        "NODE", "AGENT", "ROLE", "EPOCH", "LEADER", "VIP", "MEMBERS", "MOOSEFS"
     );
     for n in &state.nodes {
         let s = status_of(dir, n);
@@ -549,7 +642,7 @@ pub fn print_status(dir: &Path) -> anyhow::Result<()> {
                     .map(|l| l.indication.label().to_string())
                     .unwrap_or_else(|| "-".into());
                 println!(
-                    "{:<6} {:<9} {:<8} {:>5} {:<6} {:<5} {:<7} {leds}",
+                    "{:<6} {:<9} {:<8} {:>5} {:<6} {:<5} {:<7} {:<8} {leds}",
                     n,
                     "up",
                     format!("{:?}", a.role).to_lowercase(),
@@ -557,6 +650,7 @@ pub fn print_status(dir: &Path) -> anyhow::Result<()> {
                     leader,
                     if has_vip(n) { "yes" } else { "-" },
                     format!("{alive}/{}", a.members.len()),
+                    a.moosefs_version,
                 );
             }
             None => println!(
@@ -574,7 +668,7 @@ pub fn print_status(dir: &Path) -> anyhow::Result<()> {
 }
 
 /// `mooseherd lab exec NODE -- CMD...`: runs a command in the node's network namespace.
-pub fn exec(node: &str, cmd: &[String]) -> anyhow::Result<i32> {
+pub fn exec(dir: &Path, node: &str, cmd: &[String]) -> anyhow::Result<i32> {
     require_root()?;
     if cmd.is_empty() {
         bail!("give a command after `--`");
@@ -585,7 +679,11 @@ pub fn exec(node: &str, cmd: &[String]) -> anyhow::Result<i32> {
             net::lab_namespaces().join(", ")
         );
     }
-    let status = Command::new("nsenter")
+    let mut c = Command::new("nsenter");
+    if let Some(path) = lab_path(dir) {
+        c.env("PATH", path);
+    }
+    let status = c
         .arg(format!("--net=/run/netns/{}", net::ns(node)))
         .arg("--")
         .args(cmd)

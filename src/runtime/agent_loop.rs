@@ -184,7 +184,9 @@ impl AgentLoop {
         }
         let (host_tx, host_rx) = crate::host::spawn(host);
         let seed = incarnation ^ u64::from(me.0);
-        let mut agent = Agent::new(spec::agent_spec(&rack, me), durable, observed, seed, now);
+        let mut spec = spec::agent_spec(&rack, me);
+        spec.moosefs = moosefs_release(&node);
+        let mut agent = Agent::new(spec, durable, observed, seed, now);
         // Status LEDs and button: a missing chip or busy pin leaves the agent running without.
         let board = crate::config::Catalog::load(Some(&rack.cluster.boards_dir))
             .ok()
@@ -660,6 +662,27 @@ fn log_event(ev: &AgentEvent, name_of: &dyn Fn(NodeId) -> String) {
         ),
         AgentEvent::ActionFailed { action, error } => {
             warn!(?action, "host action failed, retrying: {error}")
+        }
+    }
+}
+
+/// The MooseFS release this node runs (logged; gossiped so that a master candidate with an
+/// older major release than another never stands). Not found: unknown, with a warning.
+fn moosefs_release(node: &crate::config::Node) -> crate::core::membership::MooseFsVersion {
+    use crate::config::Role;
+    match crate::host::mfs::MfsVersion::installed(
+        node.has(Role::Master),
+        node.has(Role::Chunkserver),
+        node.has(Role::Worker),
+    ) {
+        Ok(v) => {
+            let code = v.code();
+            info!(moosefs = %code, "MooseFS {code} installed");
+            code
+        }
+        Err(e) => {
+            warn!("MooseFS release not known: {e}");
+            Default::default()
         }
     }
 }

@@ -46,6 +46,8 @@ pub fn agent_spec(rack: &Rack, me: NodeId) -> AgentSpec {
         ),
         membership: MembershipConfig::for_rack(rack.nodes.len()),
         agent_version: agent_version(),
+        // Found by the runtime at start (`moosefs::detect`).
+        moosefs: Default::default(),
     }
 }
 
@@ -133,5 +135,72 @@ mod tests {
             a.status(Instant::from_millis(4)).eligible,
             "the running master's memory is already spent"
         );
+    }
+
+    #[test]
+    fn a_master_candidate_with_an_older_moosefs_major_stands_down_and_the_rack_shows_degraded() {
+        use crate::core::Machine;
+        use crate::core::leds::RackView;
+        use crate::core::membership::MooseFsVersion;
+        let dir = std::path::Path::new("/tmp");
+        let text = crate::lab::rack_toml(dir, &crate::lab::node_names(5), "shared-dir");
+        let rack = Rack::parse(&text, std::path::Path::new("lab.toml"), HostChecks::NONE)
+            .expect("lab rack")
+            .0;
+        let health = Health {
+            mem_available_mib: 4000,
+            ..Health::default()
+        };
+        // pi2 was upgraded to MooseFS 4; pi1 (higher priority) still runs 3.0.
+        let mut agents: Vec<Agent> = rack
+            .nodes
+            .iter()
+            .map(|n| {
+                let mut spec = agent_spec(&rack, n.id);
+                spec.moosefs = if n.name == "pi2" {
+                    MooseFsVersion::new(4, 57, 5)
+                } else {
+                    MooseFsVersion::new(3, 0, 117)
+                };
+                let mut a = Agent::new(
+                    spec,
+                    LeaseDurable::default(),
+                    Observed::IDLE,
+                    u64::from(n.id.0) + 1,
+                    Instant::from_millis(1),
+                );
+                a.set_health(Instant::from_millis(1), health, ReplicaState::UpToDate, 0);
+                a
+            })
+            .collect();
+        // Deliver every message at once, 10 ms steps, for 5 s.
+        for step in 1..=500u64 {
+            let now = Instant::from_millis(step * 10);
+            let mut queue = Vec::new();
+            for a in agents.iter_mut() {
+                a.handle_timeout(now);
+                while let Some(t) = a.poll_transmit() {
+                    queue.push((a.id(), t));
+                }
+                while a.poll_event().is_some() {}
+                while a.poll_action().is_some() {}
+            }
+            for (from, t) in queue {
+                agents[usize::from(t.to.0)].handle_message(now, from, t.msg);
+            }
+        }
+        let now = Instant::from_millis(5000);
+        let pi1 = agents[0].status(now);
+        assert!(!pi1.eligible, "{}", pi1.eligibility);
+        assert!(
+            pi1.eligibility.contains("MooseFS 3.0.117 here") && pi1.eligibility.contains("4.57.5"),
+            "{}",
+            pi1.eligibility
+        );
+        assert_eq!(pi1.moosefs_version, "3.0.117");
+        let pi2 = agents[1].status(now);
+        assert!(pi2.eligible, "{}", pi2.eligibility);
+        let voters: Vec<crate::core::NodeId> = rack.voters().map(|n| n.id).collect();
+        assert!(RackView::from_status(&pi1, &voters, false).degraded);
     }
 }

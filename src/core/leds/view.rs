@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::{Blink, Pattern};
 use crate::core::NodeId;
 use crate::core::agent::{AgentStatus, NodeRole};
-use crate::core::membership::{HealthFlags, MemberState, NodeMeta, ReplicaState};
+use crate::core::membership::{HealthFlags, MemberState, NodeMeta, ReplicaState, Roles};
 
 /// The summary of what the LEDs say, highest concern first (for `status`, logs and metrics).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -88,6 +88,18 @@ fn replica_behind(meta: &NodeMeta) -> bool {
     )
 }
 
+/// Master candidates that run different MooseFS major releases (the older ones cannot stand).
+fn mixed_moosefs_majors(s: &AgentStatus) -> bool {
+    let mut majors = s
+        .members
+        .iter()
+        .filter_map(|m| m.meta.as_ref())
+        .filter(|meta| meta.roles.contains(Roles::MASTER) && meta.moosefs.is_known())
+        .map(|meta| meta.moosefs.major());
+    let first = majors.next();
+    majors.any(|m| Some(m) != first)
+}
+
 impl RackView {
     /// The view of the node whose status this is. `voters` are the rack's voters;
     /// `host_trouble` is the runtime's verdict that host actions keep failing.
@@ -121,6 +133,7 @@ impl RackView {
         if let Some(meta) = mine {
             degraded |= replica_behind(meta) || meta.health.0 & DEGRADING.0 != 0;
         }
+        degraded |= mixed_moosefs_majors(s);
         RackView {
             leader: s.role == NodeRole::Leader,
             leader_known: s.leader.is_some(),

@@ -115,4 +115,45 @@ pub struct NodeMeta {
     pub replica: ReplicaView,
     pub disk_free_mb: u64,
     pub agent_version: u32,
+    /// The MooseFS release installed on the node (unknown: 0).
+    pub moosefs: MooseFsVersion,
+}
+
+/// A MooseFS release as one number, `major << 16 | minor << 8 | patch` (patch capped at 255),
+/// as the agent found it at start (`mfsmaster -v`); 0 when not known (simulator, no MooseFS).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct MooseFsVersion(pub u32);
+
+impl MooseFsVersion {
+    pub const UNKNOWN: MooseFsVersion = MooseFsVersion(0);
+
+    pub fn new(major: u16, minor: u16, patch: u16) -> Self {
+        let cap = |v: u16| u32::from(v.min(255));
+        MooseFsVersion((u32::from(major) << 16) | (cap(minor) << 8) | cap(patch))
+    }
+
+    pub fn is_known(self) -> bool {
+        self.0 != 0
+    }
+
+    pub fn major(self) -> u16 {
+        u16::try_from(self.0 >> 16).unwrap_or(u16::MAX)
+    }
+}
+
+impl std::fmt::Display for MooseFsVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if !self.is_known() {
+            return f.write_str("unknown");
+        }
+        write!(
+            f,
+            "{}.{}.{}",
+            self.major(),
+            (self.0 >> 8) & 0xff,
+            self.0 & 0xff
+        )
+    }
 }

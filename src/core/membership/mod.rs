@@ -49,7 +49,9 @@ mod tests;
 
 pub use config::MembershipConfig;
 pub use health::{LocalHealth, RttEstimator, suspicion_timeout};
-pub use meta::{HealthFlags, LeaseView, NodeMeta, ReplicaState, ReplicaView, Roles};
+pub use meta::{
+    HealthFlags, LeaseView, MooseFsVersion, NodeMeta, ReplicaState, ReplicaView, Roles,
+};
 pub use msg::{GossipMsg, MsgKind, Update};
 pub use swim::{
     KindCount, MemberEvent, MemberInfo, MemberState, Membership, MembershipStats, MsgCounters,

@@ -360,6 +360,7 @@ fn metadata_reaches_every_member() {
         },
         disk_free_mb: 40_000,
         agent_version: 3,
+        moosefs: super::MooseFsVersion::new(4, 57, 5),
     };
     net.nodes[0].set_local_meta(meta.clone());
     net.nodes[0].set_local_meta(meta.clone()); // same again: no new version

@@ -29,8 +29,40 @@ impl MfsVersion {
 
     /// Runs `PROGRAM -v` (a few milliseconds).
     pub fn detect(program: &Path) -> Result<Self, MfsError> {
+        Self::detect_with(program, "-v")
+    }
+
+    /// The release of the MooseFS a node with these roles runs, from the first of its programs
+    /// found on `PATH`: `mfsmaster -v` (master candidates), `mfschunkserver -v`, `mfsmount -V`.
+    pub fn installed(master: bool, chunkserver: bool, worker: bool) -> Result<Self, MfsError> {
+        let programs = [
+            (master, "mfsmaster", "-v"),
+            (chunkserver, "mfschunkserver", "-v"),
+            (worker, "mfsmount", "-V"),
+        ];
+        let mut first_err = None;
+        for (_, program, flag) in programs.into_iter().filter(|(on, ..)| *on) {
+            match Self::detect_with(Path::new(program), flag) {
+                Ok(v) => return Ok(v),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        Err(first_err.unwrap_or(MfsError::Version {
+            program: "(no MooseFS role)".into(),
+            output: String::new(),
+        }))
+    }
+
+    /// As the core gossips it.
+    pub fn code(self) -> crate::core::membership::MooseFsVersion {
+        crate::core::membership::MooseFsVersion::new(self.major, self.minor, self.patch)
+    }
+
+    fn detect_with(program: &Path, flag: &str) -> Result<Self, MfsError> {
         let out = Command::new(program)
-            .arg("-v")
+            .arg(flag)
             .stdin(Stdio::null())
             .output()
             .map_err(|source| MfsError::Spawn {
