@@ -20,6 +20,10 @@
 # every later run starts in seconds. Ports: $KUBE_PORT_BASE (default 36440) + 0..7, on
 # 127.0.0.1 (Kubernetes) and 10.215.0.1 (MooseFS) inside the namespace; one base = one instance.
 #
+# KUBE_MOOSEFS=4 runs the MooseFS part on the MooseFS 4 build of scripts/moosefs.sh (`build` it
+# first; default 3: Debian 12's packages); DIR/env then also has MOOSEFS_BIN=DIRS, to put before
+# PATH for the tests, so that they drive the same release's client tools.
+#
 # KUBE_KCM_QPS (default 20, Kubernetes' default) is kube-controller-manager's API rate limit: its PV
 # controller needs ~4 writes to annotate and bind one claim, so many claims at once queue behind it.
 #
@@ -236,7 +240,7 @@ start() {
     >"$dir/kcm.log" 2>&1 &
   echo $! >>"$dir/pids"
   mfs_start "$dir"
-  printf 'KUBECONFIG=%s\nMOOSEHERD_TEST_MFS=%s\nMOOSEHERD_TEST_NETNS=%s\n' "$dir/kubeconfig" "$dir/mfs" "/run/netns/$(netns_name)" >"$dir/env"
+  printf 'KUBECONFIG=%s\nMOOSEHERD_TEST_MFS=%s\nMOOSEHERD_TEST_NETNS=%s\nMOOSEFS_BIN=%s\n' "$dir/kubeconfig" "$dir/mfs" "/run/netns/$(netns_name)" "$MOOSEFS_BIN" >"$dir/env"
   log "ready: KUBECONFIG=$dir/kubeconfig MOOSEHERD_TEST_MFS=$dir/mfs (logs in $dir)"
 }
 
@@ -269,7 +273,15 @@ nsd() { exec nsenter --net="/run/netns/$(netns_name)" "$@"; }
 mfs_start() {
   local dir=$1 m=$1/mfsm c=$1/mfscs
   local ml=$((PORT_BASE + 4)) cs=$((PORT_BASE + 5)) cl=$((PORT_BASE + 6)) csl=$((PORT_BASE + 7))
+  MOOSEFS_BIN=""
+  case "${KUBE_MOOSEFS:-3}" in
+    3) ;;
+    4) MOOSEFS_BIN=$(bash "$(dirname "$0")/moosefs.sh" path) || die "KUBE_MOOSEFS=4: MooseFS 4 is not built (scripts/moosefs.sh build)"
+       PATH="$MOOSEFS_BIN:$PATH" ;;
+    *) die "KUBE_MOOSEFS=${KUBE_MOOSEFS}: give 3 or 4" ;;
+  esac
   command -v mfsmaster >/dev/null || die "mfsmaster is missing (apt install moosefs-master moosefs-chunkserver moosefs-client; scripts/setup.sh does)"
+  log "MooseFS: $(mfsmaster -v 2>&1 | head -1)"
   mkdir -p "$m/data" "$c/data" "$c/chunks" "$dir/mfs"
   cp /var/lib/mfs/metadata.mfs.empty "$m/data/metadata.mfs" 2>/dev/null || printf 'MFSM NEW' >"$m/data/metadata.mfs"
   printf '* / rw,alldirs,admin,maproot=0:0\n' >"$m/exports.cfg"
@@ -334,7 +346,7 @@ case "${1:-}" in
     d=${2:?usage: kube.sh mfs-start DIR}; mkdir -p "$d"; d=$(cd "$d" && pwd)
     [ -e "$d/pids" ] && die "$d/pids exists (scripts/kube.sh stop $d)"
     : >"$d/pids"; netns_create "$d"; mfs_start "$d"
-    printf 'MOOSEHERD_TEST_MFS=%s\nMOOSEHERD_TEST_NETNS=%s\n' "$d/mfs" "/run/netns/$(netns_name)" >"$d/env"; cat "$d/env" ;;
+    printf 'MOOSEHERD_TEST_MFS=%s\nMOOSEHERD_TEST_NETNS=%s\nMOOSEFS_BIN=%s\n' "$d/mfs" "/run/netns/$(netns_name)" "$MOOSEFS_BIN" >"$d/env"; cat "$d/env" ;;
   stop) stop "${2:-}" ;;
   *) sed -n "2,20p" "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -29,6 +29,11 @@ step() {
 step "setup (scripts/setup.sh)"
 bash scripts/setup.sh
 
+step "MooseFS 4 beside Debian's 3.0 (scripts/moosefs.sh build: ~1-2 min once, then cached)"
+# The lab tests run on MooseFS 4 (one kill-leader drill stays on 3.0), the provisioner tests on both.
+bash scripts/moosefs.sh build
+"$(bash scripts/moosefs.sh path | cut -d: -f2)/mfsmaster" -v
+
 step "cargo fmt --check"
 cargo fmt --check
 
@@ -87,20 +92,30 @@ cargo nextest run --target aarch64-unknown-linux-musl --no-fail-fast \
 step "tests (x86_64): all but the provisioner tests"
 cargo nextest run --no-fail-fast -E 'not (binary(it) & test(/^provisioner::/))'
 
-step "PVC provisioner against a real kube-apiserver 1.20 + kube-controller-manager + MooseFS"
 # scripts/kube.sh builds the control plane from Debian's source package once (~9-20 min on 2
 # cores; cached in /var/cache/mooseherd-kube), then starts it and a MooseFS in a network
-# namespace of its own; the tests run inside that namespace.
-kdir=$(mktemp -d /tmp/mooseherd-kube.XXXXXX)
-trap 'bash scripts/kube.sh stop "$kdir"' EXIT
-bash scripts/kube.sh start "$kdir"
-# shellcheck disable=SC1091
-. "$kdir/env"
-MOOSEHERD_TEST_KUBECONFIG="$KUBECONFIG" MOOSEHERD_TEST_MFS="$MOOSEHERD_TEST_MFS" \
-  nsenter --net="$MOOSEHERD_TEST_NETNS" cargo nextest run --offline --no-fail-fast --test it \
-  -E 'test(/^provisioner::/)'
-bash scripts/kube.sh stop "$kdir"
-trap - EXIT
+# namespace of its own; the tests run inside that namespace, with that MooseFS's client tools.
+provisioner_tests() {
+  local kdir
+  kdir=$(mktemp -d /tmp/mooseherd-kube.XXXXXX)
+  # shellcheck disable=SC2064
+  trap "bash scripts/kube.sh stop '$kdir'" EXIT
+  KUBE_MOOSEFS=$1 bash scripts/kube.sh start "$kdir"
+  # shellcheck disable=SC1091
+  . "$kdir/env"
+  PATH="${MOOSEFS_BIN:+$MOOSEFS_BIN:}$PATH" \
+    MOOSEHERD_TEST_KUBECONFIG="$KUBECONFIG" MOOSEHERD_TEST_MFS="$MOOSEHERD_TEST_MFS" \
+    nsenter --net="$MOOSEHERD_TEST_NETNS" cargo nextest run --offline --no-fail-fast --test it \
+    -E 'test(/^provisioner::/)'
+  bash scripts/kube.sh stop "$kdir"
+  trap - EXIT
+}
+
+step "PVC provisioner against a real kube-apiserver 1.20 + kube-controller-manager + MooseFS 4"
+provisioner_tests 4
+
+step "PVC provisioner, the same tests on MooseFS 3.0 (Debian 12's packages)"
+provisioner_tests 3
 
 step "bench provision: 100 PVCs created at once -> Bound (table; JSON in target/bench-provision.json)"
 KUBE_PORT_BASE=36540 target/release/mooseherd bench provision --pvcs 100 --out target/bench-provision.json -q

@@ -31,6 +31,7 @@ use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, unlinkat};
 
 use super::params::{Quota, QuotaKind, QuotaMode};
 use super::path::{RelPath, check_component};
+use crate::host::mfs::{MfsVersion, ReleaseTraits};
 
 /// The archive directory under the root.
 pub const ARCHIVE: &str = ".archive";
@@ -117,6 +118,8 @@ pub struct MfsRoot {
     root: PathBuf,
     /// Where the `mfs*` tools are (default: found on PATH).
     tools: Option<PathBuf>,
+    /// How the client tools' MooseFS release differs (found on first use by `mfsmount -V`).
+    release: std::sync::OnceLock<&'static ReleaseTraits>,
 }
 
 fn sys(op: &'static str, path: &Path, errno: Errno) -> FsError {
@@ -138,6 +141,7 @@ impl MfsRoot {
         MfsRoot {
             root: root.into(),
             tools: None,
+            release: std::sync::OnceLock::new(),
         }
     }
 
@@ -208,6 +212,33 @@ impl MfsRoot {
         self.tools
             .as_ref()
             .map_or_else(|| PathBuf::from(name), |d| d.join(name))
+    }
+
+    /// The release of the client tools (taken as 3.0 when mfsmount is missing: every tool call
+    /// then fails with its own clear error anyway).
+    fn release(&self) -> &'static ReleaseTraits {
+        self.release.get_or_init(|| {
+            MfsVersion::client(&self.tool("mfsmount"))
+                .map(MfsVersion::traits)
+                .unwrap_or(ReleaseTraits::of(3))
+        })
+    }
+
+    /// `goal` copies of every chunk under `path`. MooseFS 4 names goals as storage classes, of
+    /// which a new 4.x filesystem has none called `2`: the class (`goal` copies on any
+    /// chunkservers) is made the first time it is missing.
+    fn set_goal(&self, goal: u8, path: &str) -> Result<(), FsError> {
+        let g = goal.to_string();
+        if !self.release().goal_is_storage_class {
+            return self.run("mfssetgoal", &["-r", &g, path]).map(|_| ());
+        }
+        if self.run("mfssetsclass", &["-r", &g, path]).is_ok() {
+            return Ok(());
+        }
+        let root = self.root.to_string_lossy().into_owned();
+        // Another provisioner may make it at the same time: only the retry's result counts.
+        let _ = self.run("mfscreatesclass", &["-M", &root, "-K", &g, &g]);
+        self.run("mfssetsclass", &["-r", &g, path]).map(|_| ())
     }
 
     fn run(&self, name: &str, args: &[&str]) -> Result<String, FsError> {
@@ -437,7 +468,7 @@ impl MooseFs for MfsRoot {
     fn set_attrs(&self, rel: &RelPath, attrs: &Attrs) -> Result<(), FsError> {
         let p = self.checked(rel)?;
         if let Some(g) = attrs.goal {
-            self.run("mfssetgoal", &["-r", &g.to_string(), &p])?;
+            self.set_goal(g, &p)?;
         }
         if let Some(sc) = &attrs.storage_class {
             self.run("mfssetsclass", &["-r", sc, &p])?;

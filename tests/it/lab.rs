@@ -2,8 +2,10 @@
 //! the master over; every failover drill runs once (the short version of `bench failover`) with
 //! no acknowledged write lost, no split brain and no false failover; a killed worker mount is
 //! remounted; a killed chunkserver is restarted; the keepalived baseline comes up and runs a
-//! drill. Needs root and the MooseFS and keepalived packages
-//! (`scripts/setup.sh`); runs on x86_64 only (an emulated agent would only slow the drill).
+//! drill; MooseFS 3.0 (Debian's packages) keeps a kill-leader drill of its own, while the rest
+//! runs on MooseFS 4 (`scripts/moosefs.sh build`). Needs root, the MooseFS and keepalived packages
+//! (`scripts/setup.sh`) and the MooseFS 4 build; runs on x86_64 only (an emulated agent would
+//! only slow the drill).
 //! Everything is torn down at the end, pass or fail.
 
 use std::path::{Path, PathBuf};
@@ -35,6 +37,24 @@ impl Drop for Lab {
             .arg(&self.dir)
             .output();
     }
+}
+
+/// Whether `scripts/moosefs.sh build` made a MooseFS 4 for the lab (`lab up --moosefs 4`).
+fn moosefs4_built() -> bool {
+    mooseherd::lab::moosefs4_dirs()[0]
+        .join("mfsmaster")
+        .is_file()
+}
+
+/// `lab exec NODE -- mfsmaster -v` in `lab`: the release the lab's nodes run.
+fn master_version(lab: &Lab, node: &str) -> String {
+    let out = Command::new(BIN)
+        .args(["lab", "exec", "--dir"])
+        .arg(&lab.dir)
+        .args([node, "--", "mfsmaster", "-v"])
+        .output()
+        .expect("run mooseherd lab exec");
+    String::from_utf8_lossy(&out.stdout).to_string()
 }
 
 fn pids_matching(pattern: &str) -> Vec<u32> {
@@ -135,7 +155,21 @@ fn lab_rack_with_real_moosefs_survives_its_faults() {
         is_root(),
         "the lab needs root (network namespaces, MooseFS daemons)"
     );
-    let (_base, lab) = up(&["--replication", "shared-dir"]);
+    skip_unless!(
+        moosefs4_built(),
+        "this lab runs MooseFS 4: build it once with `sudo scripts/moosefs.sh build` (~1-2 min)"
+    );
+    let (_base, lab) = up(&["--replication", "shared-dir", "--moosefs", "4"]);
+    let v = master_version(&lab, "pi1");
+    assert!(
+        v.starts_with("version: 4."),
+        "lab exec pi1 -- mfsmaster -v: {v}"
+    );
+    let status = String::from_utf8_lossy(&lab.run(&["status"]).stdout).to_string();
+    assert!(
+        status.contains(" 4."),
+        "lab status shows MooseFS 4:\n{status}"
+    );
 
     // The leader's (simulated) button held 3.5 s: a switchover to the other candidate.
     let leader = || {
@@ -218,6 +252,35 @@ fn lab_rack_with_real_moosefs_survives_its_faults() {
     eprintln!("chunkserver killed -> restarted after {took:?}");
 }
 
+/// MooseFS 3.0 (Debian 12's packages) keeps one kill-leader drill: writes resume, nothing
+/// acknowledged is lost, never two VIPs or two masters.
+#[test]
+fn lab_rack_on_moosefs_3_fails_over() {
+    skip_unless!(
+        is_root(),
+        "the lab needs root (network namespaces, MooseFS daemons)"
+    );
+    let (_base, lab) = up(&["--replication", "shared-dir", "--moosefs", "3"]);
+    let v = master_version(&lab, "pi1");
+    assert!(
+        v.starts_with("version: 3.0."),
+        "lab exec pi1 -- mfsmaster -v: {v}"
+    );
+    let report = drill(&lab, "kill-leader");
+    eprintln!("kill-leader on MooseFS 3.0: {report}");
+    assert_eq!(report["lost"], 0, "{report}");
+    assert_eq!(report["split_brain_s"].as_f64(), Some(0.0), "{report}");
+    // ~4 s typically; ~14 s when the write in flight had its chunk's second copy on the killed
+    // node (MooseFS 3.0 refuses writes to such chunks for its first 10 s).
+    assert!(
+        report["first_write_ms"]
+            .as_u64()
+            .is_some_and(|ms| ms < 30_000),
+        "{report}"
+    );
+    assert_ne!(report["leader_before"], report["leader_after"], "{report}");
+}
+
 /// The metalogger backend end to end, twice: the standby takes the newest changelogs from its
 /// metalogger, then the master comes back on the node killed first, whose metalogger restarted
 /// with it and must have downloaded the new master's metadata (it once could not: every second
@@ -247,8 +310,8 @@ fn lab_rack_with_metaloggers_fails_over() {
         eprintln!("kill-leader (metalogger) round {round}: {report}");
         assert_eq!(report["split_brain_s"].as_f64(), Some(0.0), "{report}");
         // ~4-5 s typically; a write whose chunk had its second copy on the killed node waits
-        // for the new master's 10 s refusal of chunks under their goal (MooseFS 3.0): ~14 s in
-        // about 1 failover in 16. A stall of minutes (the replayed chunk lock, a standby without
+        // for the new master's refusal of chunks under their goal (10 s on MooseFS 3.0, 5 s on
+        // 4.x): ~14 s in about 1 failover in 16 on 3.0. A stall of minutes (the replayed chunk lock, a standby without
         // metadata) stays a failure.
         assert!(
             report["first_write_ms"]

@@ -7,7 +7,8 @@
 //! which copies the metalogger's files once per promotion.
 //!
 //! # MooseFS 3.0 and 4.x
-//! Checked against the upstream sources of 3.0.117 and 4.59.2 (only 3.0 runs here):
+//! Checked against the upstream sources of 3.0.117 and 4.59.2, and run on 3.0.117 and 4.57.5 /
+//! 4.58.1 (the lab's `--moosefs 4`); where they differ, [`ReleaseTraits`] says so:
 //! - Flags `-c CFG`, `-f` (foreground), `-a` (recover from changelogs), `-t`, `-x`, `-i`, `-u`,
 //!   `-n` and the `start` action are the same. `-d` is NOT: in 3.0 it is a deprecated alias of
 //!   `-f`, in 4.x it allows `DANGEROUS_*` options. This module never passes `-d`. 4.x adds `-e`

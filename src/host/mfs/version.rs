@@ -55,6 +55,11 @@ impl MfsVersion {
         }))
     }
 
+    /// The release of the MooseFS client tools at `mfsmount` (`mfsmount -V`).
+    pub fn client(mfsmount: &Path) -> Result<Self, MfsError> {
+        Self::detect_with(mfsmount, "-V")
+    }
+
     /// As the core gossips it.
     pub fn code(self) -> crate::core::membership::MooseFsVersion {
         crate::core::membership::MooseFsVersion::new(self.major, self.minor, self.patch)
@@ -79,5 +84,48 @@ impl MfsVersion {
     /// MooseFS 4.x (upstream packages) rather than 3.0 (Debian's).
     pub fn is_4x(self) -> bool {
         self.major >= 4
+    }
+
+    /// How this release differs where mooseherd drives it.
+    pub fn traits(self) -> &'static ReleaseTraits {
+        ReleaseTraits::of(self.major)
+    }
+}
+
+/// Where MooseFS releases differ on the paths mooseherd drives: the one place the code asks.
+/// Measured on 3.0.117 (Debian 12) and 4.57.5 / 4.58.1 (built by `scripts/moosefs.sh`) in the
+/// lab; everything not listed here (daemon flags, config keys, ports 9419-9422, the lock file,
+/// metadata and changelog formats, `mfsmaster -a` replaying an appended `UNLOCK`, the metalogger
+/// takeover and `mfsmaster restore`, `mfssetquota`, `mfsmakesnapshot`, `mfssettrashtime`, the
+/// client's reconnect timing) behaves the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReleaseTraits {
+    pub major: u16,
+    /// `mfssetgoal N` is `mfssetsclass N`: storage class `N` must exist first. A 4.x filesystem
+    /// starts with classes `2CP 3CP EC4+1 EC8+1` only (one started under 3.0 keeps `1`..`9`).
+    pub goal_is_storage_class: bool,
+    /// Seconds after its start during which a new master answers "try again" to writes to
+    /// chunks below their goal (3.0: `starttime+10` in chunks.c; 4.x: `main_start_time()+5`).
+    /// A write whose chunk lost a copy with the old master's node waits this long after the
+    /// new master starts.
+    pub undergoal_write_grace_s: u32,
+}
+
+impl ReleaseTraits {
+    const V3: ReleaseTraits = ReleaseTraits {
+        major: 3,
+        goal_is_storage_class: false,
+        undergoal_write_grace_s: 10,
+    };
+    const V4: ReleaseTraits = ReleaseTraits {
+        major: 4,
+        goal_is_storage_class: true,
+        undergoal_write_grace_s: 5,
+    };
+
+    /// The row of major release `major` (anything before 4 is treated as 3.0, anything later
+    /// as 4.x).
+    pub fn of(major: u16) -> &'static ReleaseTraits {
+        if major >= 4 { &Self::V4 } else { &Self::V3 }
     }
 }
