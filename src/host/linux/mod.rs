@@ -307,19 +307,35 @@ impl LinuxHost {
     /// released in the changelog (see `chunk_locks`), so its clients' retried writes are not
     /// parked for two minutes. Never fatal: what is not released expires by itself.
     fn release_stale_chunk_locks(&self) {
-        match chunk_locks::release(&self.master_data, chunk_locks::wall_seconds()) {
+        // A metalogger, or a DRBD disk the dead node had not flushed to, may lack the old
+        // master's last changes (and the chunks they made): its chunk ids are moved on.
+        let renumber = self.backend != Replication::SharedDir;
+        match chunk_locks::release(&self.master_data, chunk_locks::wall_seconds(), renumber) {
             Ok(r) => match &r.appended_to {
-                Some((file, from)) => tracing::info!(
-                    "unlocked the chunks of {} write(s) the previous master never finished ({}), changes {}.. appended to {}",
-                    r.locks.len(),
-                    r.locks
-                        .iter()
-                        .map(|l| l.chunk.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    from,
-                    file.display()
-                ),
+                Some((file, from)) => {
+                    let mut did = Vec::new();
+                    if !r.locks.is_empty() {
+                        did.push(format!(
+                            "unlocked the chunks of {} write(s) the previous master never finished ({})",
+                            r.locks.len(),
+                            r.locks
+                                .iter()
+                                .map(|l| l.chunk.to_string())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ));
+                    }
+                    if let Some(n) = r.next_chunk_id {
+                        did.push(format!(
+                            "numbered new chunks from {n}, past any the previous master may have made in changes this copy lacks"
+                        ));
+                    }
+                    tracing::info!(
+                        "{}: changes {from}.. appended to {}",
+                        did.join("; "),
+                        file.display()
+                    )
+                }
                 None => tracing::debug!("no unfinished write holds a chunk lock"),
             },
             // mfsmaster will say the same and be retried; its locks stay until then.

@@ -204,6 +204,61 @@ pub fn newest_metadata(dir: &Path) -> Result<Option<MetaHeader>, MfsError> {
     Ok(best)
 }
 
+/// The next chunk id stored in a metadata file: the first 8 bytes (big-endian) of its `CHNK`
+/// section, found by walking the sections (`NAME x.y` + 64-bit length each, the same in 3.0
+/// and 4.x). `Ok(None)` for a new filesystem (`MFSM NEW`: no chunk yet) and for files older
+/// than `MFSM 2.0`, whose sections carry no length.
+pub fn read_next_chunk_id(path: &Path) -> Result<Option<u64>, MfsError> {
+    let bad = |reason| MfsError::BadMetadata {
+        path: path.to_owned(),
+        reason,
+    };
+    let mut f = io::BufReader::new(File::open(path).map_err(io_err("open", path))?);
+    let mut sig = [0u8; 8];
+    f.read_exact(&mut sig)
+        .map_err(|_| bad("shorter than a header"))?;
+    if &sig == EMPTY_METADATA || sig[5] < b'2' {
+        return Ok(None);
+    }
+    // Version and metaid.
+    f.seek_relative(16).map_err(|_| bad("truncated"))?;
+    loop {
+        let mut hdr = [0u8; 16];
+        f.read_exact(&mut hdr).map_err(|_| bad("truncated"))?;
+        if &hdr == EOF_MARKER {
+            return Err(bad("no CHNK section"));
+        }
+        let len = u64::from_be_bytes(hdr[8..16].try_into().unwrap_or([0xff; 8]));
+        if &hdr[..4] == b"CHNK" {
+            let mut next = [0u8; 8];
+            f.read_exact(&mut next).map_err(|_| bad("truncated"))?;
+            return Ok(Some(u64::from_be_bytes(next)));
+        }
+        let skip = i64::try_from(len).map_err(|_| bad("a section has no length"))?;
+        f.seek_relative(skip).map_err(|_| bad("truncated"))?;
+    }
+}
+
+/// The highest next chunk id of the metadata files in `dir` (whichever `mfsmaster -a` loads,
+/// its chunks are numbered below this); `None` when there is none with chunks. Files that are
+/// not complete metadata files (`metadata.crc`, a torn save) are passed over, as
+/// [`newest_metadata`] and mfsmaster do.
+pub fn max_next_chunk_id(dir: &Path) -> Result<Option<u64>, MfsError> {
+    let mut best = None;
+    for entry in fs::read_dir(dir).map_err(io_err("read dir", dir))? {
+        let entry = entry.map_err(io_err("read dir", dir))?;
+        if !entry.file_name().to_string_lossy().starts_with("metadata")
+            || read_metadata_header(&entry.path()).is_err()
+        {
+            continue;
+        }
+        if let Some(n) = read_next_chunk_id(&entry.path())? {
+            best = best.max(Some(n));
+        }
+    }
+    Ok(best)
+}
+
 /// Turns a stopped metalogger's files into the master's data directory, for `mfsmaster -a`.
 ///
 /// Call it only after the metalogger has exited (taking the files while it runs loses the

@@ -74,7 +74,9 @@ impl MfsVersion {
                 program: program.display().to_string(),
                 cause: source,
             })?;
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        // mfsmount -V prints its version on stderr, the daemons on stdout.
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
         Self::parse(&text).ok_or(MfsError::Version {
             program: program.display().to_string(),
             output: text,
