@@ -371,10 +371,16 @@ fn mfs(tool: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The hard length quota `mfsgetquota -n` shows: `name | current | soft | hard |` in 3.0; 4.x
+/// titles its columns and adds `percent` ones, so there the title says where it is.
 fn hard_length_quota(dir: &Path) -> Option<u64> {
     let out = mfs("mfsgetquota", &["-n", &dir.to_string_lossy()]);
+    let column = out
+        .lines()
+        .find_map(|l| l.split('|').position(|c| c.trim() == "hard quota"))
+        .unwrap_or(3);
     let line = out.lines().find(|l| l.trim_start().starts_with("length"))?;
-    line.split('|').nth(3)?.trim().parse().ok()
+    line.split('|').nth(column)?.trim().parse().ok()
 }
 
 #[tokio::test]
