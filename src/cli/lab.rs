@@ -44,6 +44,17 @@ pub enum LabCommand {
         #[arg(long, default_value = mooseherd::lab::DEFAULT_DIR)]
         dir: PathBuf,
     },
+    /// Restart a node's agent as `systemctl restart mooseherd` would (SIGTERM: a leader hands
+    /// over), optionally on another MooseFS release: `lab restart pi2 --moosefs 4` upgrades one
+    /// Pi of a 3.0 rack.
+    Restart {
+        node: String,
+        /// MooseFS major release the node runs from now on: 3 or 4.
+        #[arg(long, value_parser = clap::value_parser!(u8).range(3..=4))]
+        moosefs: Option<u8>,
+        #[arg(long, default_value = mooseherd::lab::DEFAULT_DIR)]
+        dir: PathBuf,
+    },
     /// Run a command in a node's network namespace: `mooseherd lab exec pi1 -- mfscli -SIN`.
     Exec {
         node: String,
@@ -149,6 +160,10 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
                 anyhow::bail!("--hold {hold}: give 0 to 60 seconds");
             }
             lab::press_button(&dir, &node, std::time::Duration::from_secs_f64(hold))?;
+        }
+        LabCommand::Restart { node, moosefs, dir } => {
+            lab::restart_agent(&dir, &node, moosefs)?;
+            lab::print_status(&dir)?;
         }
         LabCommand::Exec { node, cmd, dir } => {
             let code = lab::exec(&dir, &node, &cmd)?;

@@ -41,6 +41,9 @@ pub struct LabState {
     pub moosefs: String,
     #[serde(default)]
     pub moosefs_bin: Vec<PathBuf>,
+    /// Nodes restarted on another MooseFS (`lab restart NODE --moosefs N`): their directories.
+    #[serde(default)]
+    pub node_moosefs_bin: BTreeMap<String, Vec<PathBuf>>,
 }
 
 fn default_system() -> String {
@@ -111,9 +114,14 @@ pub fn choose_moosefs(
     Ok((dirs, v))
 }
 
-/// `PATH` for the processes of the lab at `dir`: its MooseFS directories first.
-fn lab_path(dir: &Path) -> Option<std::ffi::OsString> {
-    let bins = load(dir).ok()?.moosefs_bin;
+/// `PATH` for the processes of node `name` of the lab at `dir`: its MooseFS directories first.
+fn lab_path(dir: &Path, name: &str) -> Option<std::ffi::OsString> {
+    let state = load(dir).ok()?;
+    let bins = state
+        .node_moosefs_bin
+        .get(name)
+        .cloned()
+        .unwrap_or(state.moosefs_bin);
     if bins.is_empty() {
         return None;
     }
@@ -235,7 +243,7 @@ pub fn spawn_in_node(
         .open(log)
         .with_context(|| format!("opening {}", log.display()))?;
     let mut cmd = Command::new("nsenter");
-    if let Some(path) = lab_path(dir) {
+    if let Some(path) = lab_path(dir, name) {
         cmd.env("PATH", path);
     }
     cmd.arg(format!("--net=/run/netns/{}", net::ns(name)))
@@ -432,6 +440,7 @@ pub fn up(o: &UpOptions) -> anyhow::Result<()> {
         system: o.system.clone(),
         moosefs: moosefs.code().to_string(),
         moosefs_bin: moosefs_bin.clone(),
+        node_moosefs_bin: BTreeMap::new(),
     };
     save(&o.dir, &state)?;
     println!(
@@ -579,6 +588,45 @@ pub fn restart_node(dir: &Path, name: &str) -> anyhow::Result<()> {
     save(dir, &state)
 }
 
+/// `mooseherd lab restart NODE [--moosefs N]`: stops node `name`'s agent as systemd would
+/// (SIGTERM: a leader fences and hands over), then everything left in its namespace, and starts
+/// its agent again, on MooseFS major release `moosefs` when given (an upgrade of one Pi).
+pub fn restart_agent(dir: &Path, name: &str, moosefs: Option<u8>) -> anyhow::Result<()> {
+    require_root()?;
+    let mut state = load(dir)?;
+    if state.system != SYSTEM_MOOSEHERD {
+        bail!(
+            "lab restart works on a mooseherd lab (this one runs {})",
+            state.system
+        );
+    }
+    if !state.nodes.iter().any(|n| n == name) {
+        bail!(
+            "no node `{name}` in the lab (nodes: {})",
+            state.nodes.join(", ")
+        );
+    }
+    if let Some(m) = moosefs {
+        let (bins, v) = choose_moosefs(Some(m))?;
+        println!("lab: {name} restarts on MooseFS {}", v.code());
+        state.node_moosefs_bin.insert(name.to_string(), bins);
+    }
+    if let Some(pid) = state.agents.get(name).and_then(|p| i32::try_from(*p).ok()) {
+        let pid = nix::unistd::Pid::from_raw(pid);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let t0 = Instant::now();
+        while Path::new(&format!("/proc/{pid}")).exists() && t0.elapsed() < Duration::from_secs(20)
+        {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    kill_node(name);
+    save(dir, &state)?;
+    let pid = start_agent(dir, name, "linux")?;
+    state.agents.insert(name.to_string(), pid);
+    save(dir, &state)
+}
+
 /// `mooseherd lab status`.
 pub fn print_status(dir: &Path) -> anyhow::Result<()> {
     let state = load(dir)?;
@@ -680,7 +728,7 @@ pub fn exec(dir: &Path, node: &str, cmd: &[String]) -> anyhow::Result<i32> {
         );
     }
     let mut c = Command::new("nsenter");
-    if let Some(path) = lab_path(dir) {
+    if let Some(path) = lab_path(dir, node) {
         c.env("PATH", path);
     }
     let status = c
