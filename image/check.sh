@@ -46,7 +46,7 @@ grep -qx 'kernel=vmlinuz' "$W/config.txt" && grep -qx 'arm_64bit=1' "$W/config.t
 grep -q 'root=LABEL=ROOT' "$W/cmdline.txt" || die "cmdline.txt does not name root=LABEL=ROOT"
 ok "boot: firmware, DTBs, vmlinuz, initrd.img, config.txt, cmdline.txt"
 # trixie's 6.12 kernel carries the Pi 5's device tree; bookworm's 6.1 has none.
-codename=$(debugfs -R 'cat /etc/os-release' "$EXT" 2>/dev/null | sed -n 's/^VERSION_CODENAME=//p')
+codename=$(os_codename "$EXT")
 if [ "$codename" != bookworm ]; then
     fat_has bcm2712-rpi-5-b.dtb
     grep -qx '\[pi5\]' "$W/config.txt" || die "config.txt has no [pi5] section"
