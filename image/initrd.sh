@@ -28,7 +28,10 @@ WANT="kernel/drivers/mmc kernel/drivers/virtio kernel/drivers/block/virtio_blk.k
 list=$W/mods.txt
 : > "$list"
 for w in $WANT; do
-    if [ -e "$MODS/$w" ]; then (cd "$MODS" && find "$w" -name '*.ko*') >> "$list"; fi
+    # A single module may be compressed (trixie: .ko.xz).
+    for c in "" .xz .zst; do
+        if [ -e "$MODS/$w$c" ]; then (cd "$MODS" && find "$w$c" -name '*.ko*') >> "$list"; fi
+    done
 done
 # Dependency closure (modules.dep: "path: dep dep ...").
 i=0
