@@ -45,6 +45,13 @@ mcopy -i "$FAT" ::/cmdline.txt "$W/cmdline.txt"
 grep -qx 'kernel=vmlinuz' "$W/config.txt" && grep -qx 'arm_64bit=1' "$W/config.txt" && grep -qx 'upstream_kernel=1' "$W/config.txt" || die "config.txt does not load the 64-bit kernel"
 grep -q 'root=LABEL=ROOT' "$W/cmdline.txt" || die "cmdline.txt does not name root=LABEL=ROOT"
 ok "boot: firmware, DTBs, vmlinuz, initrd.img, config.txt, cmdline.txt"
+# trixie's 6.12 kernel carries the Pi 5's device tree; bookworm's 6.1 has none.
+codename=$(os_codename "$EXT")
+if [ "$codename" != bookworm ]; then
+    fat_has bcm2712-rpi-5-b.dtb
+    grep -qx '\[pi5\]' "$W/config.txt" || die "config.txt has no [pi5] section"
+    ok "boot: Pi 5 device tree bcm2712-rpi-5-b.dtb and a [pi5] section ($codename)"
+fi
 dumpe2fs -h "$EXT" 2>/dev/null | grep -q '^Filesystem volume name: *ROOT$' || die "root filesystem is not labelled ROOT"
 for p in /usr/sbin/mfsmaster /usr/sbin/mfschunkserver /usr/bin/mfsmount /usr/sbin/mfsmetalogger /usr/sbin/drbdadm /usr/sbin/sshd /lib/systemd/systemd; do
     [ -n "$(ext_stat "$EXT" $p)" ] || die "root lacks $p"

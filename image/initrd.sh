@@ -28,7 +28,10 @@ WANT="kernel/drivers/mmc kernel/drivers/virtio kernel/drivers/block/virtio_blk.k
 list=$W/mods.txt
 : > "$list"
 for w in $WANT; do
-    if [ -e "$MODS/$w" ]; then (cd "$MODS" && find "$w" -name '*.ko*') >> "$list"; fi
+    # A single module may be compressed (trixie: .ko.xz).
+    for c in "" .xz .zst; do
+        if [ -e "$MODS/$w$c" ]; then (cd "$MODS" && find "$w$c" -name '*.ko*') >> "$list"; fi
+    done
 done
 # Dependency closure (modules.dep: "path: dep dep ...").
 i=0
@@ -44,6 +47,15 @@ done
 for f in modules.dep modules.alias modules.symbols modules.builtin modules.builtin.modinfo modules.order modules.softdep; do
     [ -e "$MODS/$f" ] && cp "$MODS/$f" "$W/lib/modules/$KVER/"
 done
+# trixie's kernel ships its modules xz-compressed (bookworm's are plain .ko): decompress them here,
+# natively, so that busybox's modprobe need not, and name the plain files in modules.dep.
+if [ -n "$(find "$W/lib/modules/$KVER" -name '*.ko.xz' -o -name '*.ko.zst' | head -1)" ]; then
+    find "$W/lib/modules/$KVER" -name '*.ko.xz' -exec xz -d {} +
+    find "$W/lib/modules/$KVER" -name '*.ko.zst' -exec zstd -q -d --rm {} +
+    for f in modules.dep modules.order; do
+        [ -e "$W/lib/modules/$KVER/$f" ] && sed -i 's/\.ko\.\(xz\|zst\)/.ko/g' "$W/lib/modules/$KVER/$f"
+    done
+fi
 cat > "$W/init" <<'INIT'
 #!/bin/busybox sh
 /bin/busybox --install -s /bin

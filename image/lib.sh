@@ -47,6 +47,15 @@ ext_stat() {
         END { if (t != "") print t, m, u }'
 }
 
+# os_codename IMG_SPEC -> VERSION_CODENAME of the ext4 root (bookworm, trixie...), or nothing.
+# /etc/os-release is a symlink to /usr/lib/os-release, which debugfs's cat does not follow.
+os_codename() {
+    for f in /usr/lib/os-release /etc/os-release; do
+        c=$(debugfs -R "cat $f" "$1" 2>/dev/null | sed -n 's/^VERSION_CODENAME=//p' | tr -d '"')
+        [ -z "$c" ] || { echo "$c"; return; }
+    done
+}
+
 # The root filesystem of the DRBD VM tiers (image/test-drbd, image/test-drbd-agent): Debian
 # bookworm amd64 (linux-image-amd64 carries the in-tree DRBD 8.4 module), MooseFS and
 # drbd-utils, no systemd. Built once with mmdebstrap and cached as a tarball keyed by the

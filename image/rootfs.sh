@@ -1,12 +1,19 @@
 #!/bin/sh
-# Stage 1 of image/build: a Debian bookworm arm64 root filesystem with the Pi's kernel and firmware,
-# MooseFS, drbd-utils and ssh, built with mmdebstrap under qemu-user (binfmt). The slow part, so the
-# result is cached: CACHE/rootfs-KEY.tar (root) and CACHE/firmware-KEY.tar (what raspi-firmware puts
-# on the boot partition). KEY hashes this script, so editing it rebuilds.
+# Stage 1 of image/build: a Debian arm64 root filesystem (bookworm, or trixie) with the Pi's kernel
+# and firmware, MooseFS, drbd-utils and ssh, built with mmdebstrap under qemu-user (binfmt). The slow
+# part, so the result is cached: CACHE/rootfs-KEY.tar (root) and CACHE/firmware-KEY.tar (what
+# raspi-firmware puts on the boot partition). KEY hashes this script, the suite, the mirror and the
+# package list, so editing the script or choosing another suite rebuilds.
 #
-#   image/rootfs.sh CACHE_DIR      prints the two tarball paths (builds them if missing)
+#   image/rootfs.sh CACHE_DIR [SUITE]    prints the two tarball paths (builds them if missing);
+#                                        SUITE: bookworm (default) or trixie
 set -eu
-CACHE=${1:?usage: image/rootfs.sh CACHE_DIR}
+CACHE=${1:?usage: image/rootfs.sh CACHE_DIR [bookworm|trixie]}
+SUITE=${2:-bookworm}
+case "$SUITE" in
+    bookworm|trixie) ;;
+    *) echo "rootfs.sh: suite $SUITE is not supported (bookworm or trixie)" >&2; exit 2 ;;
+esac
 HERE=$(cd "$(dirname "$0")" && pwd)
 MIRROR=${MOOSEHERD_MIRROR:-http://deb.debian.org/debian}
 SECURITY=${MOOSEHERD_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
@@ -14,7 +21,7 @@ PACKAGES="systemd systemd-sysv systemd-timesyncd udev dbus kmod iproute2 iputils
   ca-certificates openssh-server linux-image-arm64 raspi-firmware firmware-brcm80211 initramfs-tools
   busybox-static e2fsprogs dosfstools fdisk fuse3 moosefs-master moosefs-chunkserver moosefs-client
   moosefs-metalogger moosefs-cli drbd-utils arping"
-KEY=$( (cat "$0"; echo "$MIRROR $PACKAGES") | sha256sum | cut -c1-16)
+KEY=$( (cat "$0"; echo "$SUITE $MIRROR $PACKAGES") | sha256sum | cut -c1-16)
 ROOT_TAR=$CACHE/rootfs-$KEY.tar
 FW_TAR=$CACHE/firmware-$KEY.tar
 if [ -s "$ROOT_TAR" ] && [ -s "$FW_TAR" ]; then
@@ -52,12 +59,12 @@ mmdebstrap --arch=arm64 --variant=apt --format=tar \
   --customize-hook='umount "$1/boot/firmware"' \
   --customize-hook='rm -f "$1"/etc/ssh/ssh_host_*; : > "$1/etc/machine-id"; rm -f "$1/var/lib/dbus/machine-id"' \
   --customize-hook='rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/*_Packages' \
-  bookworm "$WORK/rootfs.tar" \
-  "deb $MIRROR bookworm main non-free-firmware" \
-  "deb $MIRROR bookworm-updates main non-free-firmware" \
-  "deb $SECURITY bookworm-security main non-free-firmware" >&2
+  "$SUITE" "$WORK/rootfs.tar" \
+  "deb $MIRROR $SUITE main non-free-firmware" \
+  "deb $MIRROR $SUITE-updates main non-free-firmware" \
+  "deb $SECURITY $SUITE-security main non-free-firmware" >&2
 tar -C "$FW" -cf "$WORK/firmware.tar" .
 mv "$WORK/rootfs.tar" "$ROOT_TAR"
 mv "$WORK/firmware.tar" "$FW_TAR"
-echo "rootfs built in $(( $(date +%s) - start )) s" >&2
+echo "rootfs ($SUITE) built in $(( $(date +%s) - start )) s" >&2
 echo "$ROOT_TAR $FW_TAR"
