@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::{Blink, Pattern};
 use crate::core::NodeId;
 use crate::core::agent::{AgentStatus, NodeRole};
-use crate::core::membership::{HealthFlags, MemberState, NodeMeta, ReplicaState, Roles};
+use crate::core::membership::{HealthFlags, MemberState, NodeMeta, ReplicaState};
 
 /// The summary of what the LEDs say, highest concern first (for `status`, logs and metrics).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -88,13 +88,14 @@ fn replica_behind(meta: &NodeMeta) -> bool {
     )
 }
 
-/// Master candidates that run different MooseFS major releases (the older ones cannot stand).
+/// Members that run different MooseFS major releases: older master candidates cannot stand, and
+/// 3.0 chunkservers and mounts did not take writes through a 4.x master in the lab.
 fn mixed_moosefs_majors(s: &AgentStatus) -> bool {
     let mut majors = s
         .members
         .iter()
         .filter_map(|m| m.meta.as_ref())
-        .filter(|meta| meta.roles.contains(Roles::MASTER) && meta.moosefs.is_known())
+        .filter(|meta| meta.moosefs.is_known())
         .map(|meta| meta.moosefs.major());
     let first = majors.next();
     majors.any(|m| Some(m) != first)
