@@ -42,19 +42,8 @@ KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 log() { printf 'moosefs.sh: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-apt_install() {
-  export DEBIAN_FRONTEND=noninteractive
-  # A clean-up hook on some images removes .debs mid-run ("cannot access archive"): retry once.
-  apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=900 "$@" >/dev/null \
-    || { sleep 5; apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=900 "$@" >/dev/null; }
-}
-
-have_pkgs() {
-  local p
-  for p in "$@"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || return 1
-  done
-}
+# shellcheck source=scripts/apt-lib.sh
+. "$(dirname "$0")/apt-lib.sh"
 
 # 4.57.5-1 -> 4.57.5 (a Debian revision and an epoch dropped).
 upstream_of() { local v=${1#*:}; printf '%s\n' "${v%-*}"; }

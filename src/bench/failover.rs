@@ -175,8 +175,8 @@ pub fn failover(o: &FailoverOptions) -> anyhow::Result<FailoverReport> {
         } else {
             system.clone()
         };
-        let o_lab = |o: &FailoverOptions| fresh_lab(o, &system, major);
-        o_lab(o).with_context(|| format!("starting the {key} lab rack"))?;
+        let lab_up = || fresh_lab(o, &system, major);
+        lab_up().with_context(|| format!("starting the {key} lab rack"))?;
         let system = &key;
         let per = report.systems.entry(key.clone()).or_default();
         for &d in &o.drills {
@@ -202,7 +202,7 @@ pub fn failover(o: &FailoverOptions) -> anyhow::Result<FailoverReport> {
                         i + 1
                     );
                     st.lab_restarts += 1;
-                    o_lab(o)?;
+                    lab_up()?;
                 }
                 match drill::run(&o.dir, d) {
                     Ok(r) => {

@@ -126,6 +126,11 @@ fn split_op(op: &str) -> Option<(&str, Vec<&str>, Option<&str>)> {
     Some((name, args, result))
 }
 
+/// A decimal argument or result of a change (`None` when absent or not a number).
+fn num(s: Option<&str>) -> Option<u64> {
+    s.and_then(|s| s.trim().parse::<u64>().ok())
+}
+
 /// A chunk lock left by a write nobody finished, and how to end it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OpenLock {
@@ -141,25 +146,21 @@ pub fn unfinished_writes<'a>(changes: impl IntoIterator<Item = Change<'a>>) -> V
         let Some((name, args, result)) = split_op(c.op) else {
             continue;
         };
-        let num = |s: Option<&&str>| s.and_then(|s| s.trim().parse::<u64>().ok());
         match name {
             "WRITE" | "TRUNC" => {
                 // Chunk 0 is "no chunk" (a truncation to a hole).
-                if let Some(chunk) = result
-                    .and_then(|r| r.trim().parse::<u64>().ok())
-                    .filter(|&c| c != 0)
-                {
+                if let Some(chunk) = num(result).filter(|&c| c != 0) {
                     locked.insert(chunk, OpenLock { chunk, ts: c.ts });
                 }
             }
             "UNLOCK" | "CHUNKDEL" => {
-                if let Some(chunk) = num(args.first()) {
+                if let Some(chunk) = num(args.first().copied()) {
                     locked.remove(&chunk);
                 }
             }
             // ROLLBACK(inode,index,previous chunk,chunk) unlocks the chunk it names last.
             "ROLLBACK" => {
-                if let Some(chunk) = num(args.get(3)) {
+                if let Some(chunk) = num(args.get(3).copied()) {
                     locked.remove(&chunk);
                 }
             }
@@ -178,7 +179,6 @@ pub fn changelog_next_chunk_id<'a>(changes: impl IntoIterator<Item = Change<'a>>
         let Some((name, args, result)) = split_op(c.op) else {
             continue;
         };
-        let num = |s: Option<&str>| s.and_then(|s| s.trim().parse::<u64>().ok());
         let seen = match name {
             "WRITE" | "TRUNC" => num(result).map(|id| id.saturating_add(1)),
             "CHUNKADD" => num(args.first().copied()).map(|id| id.saturating_add(1)),

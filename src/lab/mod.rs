@@ -611,20 +611,18 @@ pub fn restart_agent(dir: &Path, name: &str, moosefs: Option<u8>) -> anyhow::Res
         println!("lab: {name} restarts on MooseFS {}", v.code());
         state.node_moosefs_bin.insert(name.to_string(), bins);
     }
-    if let Some(pid) = state.agents.get(name).and_then(|p| i32::try_from(*p).ok()) {
-        let pid = nix::unistd::Pid::from_raw(pid);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let t0 = Instant::now();
-        while Path::new(&format!("/proc/{pid}")).exists() && t0.elapsed() < Duration::from_secs(20)
-        {
-            std::thread::sleep(Duration::from_millis(100));
+    save(dir, &state)?;
+    if let Some(&pid) = state.agents.get(name) {
+        if let Ok(p) = i32::try_from(pid) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(p),
+                nix::sys::signal::Signal::SIGTERM,
+            );
         }
+        faults::wait_dead(&[pid], Duration::from_secs(20));
     }
     kill_node(name);
-    save(dir, &state)?;
-    let pid = start_agent(dir, name, "linux")?;
-    state.agents.insert(name.to_string(), pid);
-    save(dir, &state)
+    restart_node(dir, name)
 }
 
 /// `mooseherd lab status`.

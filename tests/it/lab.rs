@@ -51,6 +51,15 @@ fn moosefs4_built() -> bool {
         .is_file()
 }
 
+/// A 5-node shared-dir lab on MooseFS `major` ("3" or "4"), checked with `lab exec pi1 --
+/// mfsmaster -v`, whose output must start with `expect`.
+fn up_on_moosefs(major: &str, expect: &str) -> (tempfile::TempDir, Lab) {
+    let (base, lab) = up(&["--replication", "shared-dir", "--moosefs", major]);
+    let v = master_version(&lab, "pi1");
+    assert!(v.starts_with(expect), "lab exec pi1 -- mfsmaster -v: {v}");
+    (base, lab)
+}
+
 /// `lab exec NODE -- mfsmaster -v` in `lab`: the release the lab's nodes run.
 fn master_version(lab: &Lab, node: &str) -> String {
     let out = Command::new(BIN)
@@ -164,12 +173,7 @@ fn lab_rack_with_real_moosefs_survives_its_faults() {
         moosefs4_built(),
         "this lab runs MooseFS 4: build it once with `sudo scripts/moosefs.sh build` (~1-2 min)"
     );
-    let (_base, lab) = up(&["--replication", "shared-dir", "--moosefs", "4"]);
-    let v = master_version(&lab, "pi1");
-    assert!(
-        v.starts_with("version: 4."),
-        "lab exec pi1 -- mfsmaster -v: {v}"
-    );
+    let (_base, lab) = up_on_moosefs("4", "version: 4.");
     let status = String::from_utf8_lossy(&lab.run(&["status"]).stdout).to_string();
     assert!(
         status.contains(" 4."),
@@ -265,12 +269,7 @@ fn lab_rack_on_moosefs_3_fails_over() {
         is_root(),
         "the lab needs root (network namespaces, MooseFS daemons)"
     );
-    let (_base, lab) = up(&["--replication", "shared-dir", "--moosefs", "3"]);
-    let v = master_version(&lab, "pi1");
-    assert!(
-        v.starts_with("version: 3.0."),
-        "lab exec pi1 -- mfsmaster -v: {v}"
-    );
+    let (_base, lab) = up_on_moosefs("3", "version: 3.0.");
     let report = drill(&lab, "kill-leader");
     eprintln!("kill-leader on MooseFS 3.0: {report}");
     assert_eq!(report["lost"], 0, "{report}");

@@ -3,7 +3,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::{
     EMPTY_METADATA, EOF_MARKER, MAX_ID_HOLE, METALOGGER_METADATA, MfsError, PRE_TAKEOVER_DIR,
@@ -182,22 +182,32 @@ pub struct MetaInfo {
     pub copied: Vec<String>,
 }
 
-/// The header of the newest valid metadata file in `dir` (None if none).
-pub fn newest_metadata(dir: &Path) -> Result<Option<MetaHeader>, MfsError> {
-    let mut best: Option<MetaHeader> = None;
+/// The complete metadata files in `dir` (named `metadata*`, with a valid header and end marker,
+/// as mfsmaster takes them), with their headers; none when `dir` does not exist.
+fn metadata_files(dir: &Path) -> Result<Vec<(PathBuf, MetaHeader)>, MfsError> {
     let rd = match fs::read_dir(dir) {
         Ok(rd) => rd,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(io_err("read dir", dir)(e)),
     };
+    let mut files = Vec::new();
     for entry in rd {
         let entry = entry.map_err(io_err("read dir", dir))?;
         if !entry.file_name().to_string_lossy().starts_with("metadata") {
             continue;
         }
-        if let Ok(h) = read_metadata_header(&entry.path())
-            && best.is_none_or(|b| h.version > b.version)
-        {
+        if let Ok(h) = read_metadata_header(&entry.path()) {
+            files.push((entry.path(), h));
+        }
+    }
+    Ok(files)
+}
+
+/// The header of the newest valid metadata file in `dir` (None if none).
+pub fn newest_metadata(dir: &Path) -> Result<Option<MetaHeader>, MfsError> {
+    let mut best: Option<MetaHeader> = None;
+    for (_, h) in metadata_files(dir)? {
+        if best.is_none_or(|b| h.version > b.version) {
             best = Some(h);
         }
     }
@@ -241,18 +251,12 @@ pub fn read_next_chunk_id(path: &Path) -> Result<Option<u64>, MfsError> {
 
 /// The highest next chunk id of the metadata files in `dir` (whichever `mfsmaster -a` loads,
 /// its chunks are numbered below this); `None` when there is none with chunks. Files that are
-/// not complete metadata files (`metadata.crc`, a torn save) are passed over, as
-/// [`newest_metadata`] and mfsmaster do.
+/// not complete metadata files (`metadata.crc`, a torn save) are passed over, as mfsmaster
+/// does.
 pub fn max_next_chunk_id(dir: &Path) -> Result<Option<u64>, MfsError> {
     let mut best = None;
-    for entry in fs::read_dir(dir).map_err(io_err("read dir", dir))? {
-        let entry = entry.map_err(io_err("read dir", dir))?;
-        if !entry.file_name().to_string_lossy().starts_with("metadata")
-            || read_metadata_header(&entry.path()).is_err()
-        {
-            continue;
-        }
-        if let Some(n) = read_next_chunk_id(&entry.path())? {
+    for (path, _) in metadata_files(dir)? {
+        if let Some(n) = read_next_chunk_id(&path)? {
             best = best.max(Some(n));
         }
     }

@@ -100,29 +100,24 @@ impl MfsVersion {
 /// metadata and changelog formats, `mfsmaster -a` replaying an appended `UNLOCK`, the metalogger
 /// takeover and `mfsmaster restore`, `mfssetquota`, `mfsmakesnapshot`, `mfssettrashtime`, the
 /// client's reconnect timing) behaves the same.
+///
+/// A difference nothing here acts on, for whoever reads failover figures: a new master answers
+/// "try again" to writes to chunks below their goal for its first 10 s on 3.0 (`starttime+10` in
+/// chunks.c) and 5 s on 4.x (`main_start_time()+5`), so a write whose chunk lost a copy with the
+/// old master's node waits that long after the new master starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReleaseTraits {
-    pub major: u16,
     /// `mfssetgoal N` is `mfssetsclass N`: storage class `N` must exist first. A 4.x filesystem
     /// starts with classes `2CP 3CP EC4+1 EC8+1` only (one started under 3.0 keeps `1`..`9`).
     pub goal_is_storage_class: bool,
-    /// Seconds after its start during which a new master answers "try again" to writes to
-    /// chunks below their goal (3.0: `starttime+10` in chunks.c; 4.x: `main_start_time()+5`).
-    /// A write whose chunk lost a copy with the old master's node waits this long after the
-    /// new master starts.
-    pub undergoal_write_grace_s: u32,
 }
 
 impl ReleaseTraits {
     const V3: ReleaseTraits = ReleaseTraits {
-        major: 3,
         goal_is_storage_class: false,
-        undergoal_write_grace_s: 10,
     };
     const V4: ReleaseTraits = ReleaseTraits {
-        major: 4,
         goal_is_storage_class: true,
-        undergoal_write_grace_s: 5,
     };
 
     /// The row of major release `major` (anything before 4 is treated as 3.0, anything later
